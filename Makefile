@@ -1,0 +1,38 @@
+# cni-macvlan: make venv | build | test | lint | demo | install
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PREFIX ?= /opt/cni/bin
+SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec
+
+.PHONY: venv build test test-unit test-exec lint clean install
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+build: dist/host-local
+
+dist/host-local: $(VENV)/.installed $(SOURCES)
+	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN build.spec
+	@touch dist/host-local
+
+# The whole suite: lint, unit tests, exec tests of the built binaries, namespace and interop tests.
+test: build lint
+	CNI_REQUIRE_DIST=1 $(PY) -m pytest -n auto -q tests
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+install: build
+	install -d $(PREFIX)
+	install -m 0755 dist/host-local $(PREFIX)/host-local
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,27 @@
+"""The one entry point of every executable we ship: it runs the plugin its file is named after.
+
+``dist/host-local`` and ``dist/macvlan`` are frozen from this file, so one frozen tree can serve
+every plugin name (a multi-call binary). ``python -m cni_macvlan <plugin>`` does the same from source.
+"""
+
+import os
+import sys
+
+PLUGINS = {
+    "host-local": "ipam.plugin",
+}
+
+
+def main() -> None:
+    name = os.path.basename(sys.argv[0])
+    if name not in PLUGINS and len(sys.argv) > 1 and sys.argv[1] in PLUGINS:
+        name = sys.argv.pop(1)
+    module = PLUGINS.get(name)
+    if module is None:
+        sys.stderr.write(f"cni-macvlan: unknown plugin name {name!r}; install as one of: {', '.join(PLUGINS)}\n")
+        sys.exit(2)
+    __import__(module, fromlist=["main"]).main()
+
+
+if __name__ == "__main__":
+    main()

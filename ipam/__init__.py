@@ -1,0 +1,7 @@
+"""host-local IPAM: config and ranges, the allocator, the lease store interface and its disk backend.
+
+Layers, as in the upstream Go plugin: ``ranges``/``config`` (pure parsing and range math),
+``allocator`` (pure round robin over a Store), ``store`` (the interface) and ``disk`` (files and
+flock), with ``plugin`` holding the CNI verbs. This package imports the shared CNI core
+(``cni_macvlan.cni``) and never the macvlan plugin.
+"""

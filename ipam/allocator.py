@@ -1,0 +1,82 @@
+"""Allocation: one address per range set for an attachment, round robin, over any Store.
+
+Pure logic over the Store interface: no file, lock or clock here (the caller holds the lock).
+The order of candidates is ``ranges.round_robin``; a requested address is honoured when the set
+contains it and it is neither the gateway, excluded, nor taken. Messages are upstream's where the
+upstream tests pin them.
+"""
+
+from __future__ import annotations
+
+from cni_macvlan.cni.ip import format_cidr, format_ip
+
+from .ranges import Exclusions, Range, RangeSet, round_robin
+from .store import Store, of_attachment
+
+
+class AllocationError(Exception):
+    pass
+
+
+class Allocation:
+    __slots__ = ("family", "gateway", "prefix", "value")
+
+    def __init__(self, r: Range, value: int) -> None:
+        self.family = r.family
+        self.value = value
+        self.prefix = r.prefix
+        self.gateway = r.gateway
+
+    @property
+    def address(self) -> str:
+        return format_cidr(self.family, self.value, self.prefix)
+
+    @property
+    def ip(self) -> str:
+        return format_ip(self.family, self.value)
+
+    @property
+    def gateway_ip(self) -> str:
+        return format_ip(self.family, self.gateway)
+
+
+def allocate(
+    store: Store,
+    rs: RangeSet,
+    range_id: str,
+    container_id: str,
+    ifname: str,
+    exclude: Exclusions,
+    requested: tuple[int, int] | None = None,
+) -> Allocation:
+    """Reserve one address of ``rs`` for (container_id, ifname) in ``store``."""
+    if requested is not None:
+        family, value = requested
+        r = rs.range_for(family, value)
+        if r is None:
+            raise AllocationError(f"{format_ip(family, value)} not in range set {rs}")
+        if value == r.gateway:
+            raise AllocationError(f"requested ip {format_ip(family, value)} is subnet's gateway")
+        if requested in exclude:
+            raise AllocationError(
+                f"requested ip {format_ip(family, value)} is excluded by the ipam exclude list"
+            )
+        if not store.reserve(container_id, ifname, family, value, range_id):
+            raise AllocationError(
+                f"requested IP address {format_ip(family, value)} is not available in range set {rs}"
+            )
+        return Allocation(r, value)
+
+    leases = store.leases()
+    for lease in of_attachment(leases, container_id, ifname):
+        if rs.contains(lease.family, lease.value):
+            raise AllocationError(
+                f"{format_ip(lease.family, lease.value)} has been allocated to {container_id}, "
+                "duplicate allocation is not allowed"
+            )
+    # skip what is known to be taken; reserve() stays the atomic test for the rest
+    taken = {(lease.family, lease.value) for lease in leases}
+    for r, value in round_robin(rs, store.last_reserved(range_id), exclude):
+        if (r.family, value) not in taken and store.reserve(container_id, ifname, r.family, value, range_id):
+            return Allocation(r, value)
+    raise AllocationError(f"no IP addresses available in range set: {rs}")

@@ -1,0 +1,178 @@
+"""The IPAM config: every upstream host-local form, plus ``ipRange``, ``exclude`` and inferred gateways.
+
+Pure: a dict (the whole network config) and the CNI_ARGS pairs in, an IPAMConfig out, or a
+CNIError (code 7) whose message names the key, the value and the fix. Range sets are gathered as
+upstream does: ``runtimeConfig.ipRanges`` first, then the legacy single-range keys, then ``ranges``.
+Keys are matched case-insensitively when there is no exact match, as Go's JSON decoder does.
+"""
+
+from __future__ import annotations
+
+from cni_macvlan.cni import versions
+from cni_macvlan.cni.errors import INVALID_CONFIG, CNIError
+from cni_macvlan.cni.ip import AddressError, parse_cidr, parse_ip, parse_ip_or_cidr
+from cni_macvlan.cni.result import Route
+
+from .disk import DEFAULT_DATA_DIR
+from .ranges import Exclusions, RangeError, RangeSet, parse_range_set
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+LEGACY_RANGE_KEYS = ("subnet", "rangeStart", "rangeEnd", "gateway", "ipRange")
+
+
+def get(obj: dict[str, Any], key: str, default: Any = None) -> Any:
+    """obj[key], else the value of a key equal to it ignoring case (Go's encoding/json matching)."""
+    if key in obj:
+        return obj[key]
+    lower = key.lower()
+    for k, v in obj.items():
+        if k.lower() == lower:
+            return v
+    return default
+
+
+def _invalid(msg: str, details: str = "") -> CNIError:
+    return CNIError(INVALID_CONFIG, msg, details)
+
+
+class IPAMConfig:
+    __slots__ = ("data_dir", "exclude", "name", "range_sets", "requested", "resolv_conf", "routes", "sources")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.data_dir = DEFAULT_DATA_DIR
+        self.range_sets: list[RangeSet] = []
+        self.sources: list[str] = []  # where each range set came from, for messages
+        self.routes: list[Route] = []
+        self.exclude = Exclusions()
+        self.requested: list[tuple[int, int]] = []
+        self.resolv_conf = ""
+
+
+def ipam_section(config: dict[str, Any]) -> dict[str, Any]:
+    ipam = get(config, "ipam")
+    if ipam is None:
+        raise _invalid("IPAM config missing 'ipam' key")
+    if not isinstance(ipam, dict):
+        raise _invalid(f"ipam must be an object, got {ipam!r}")
+    return ipam
+
+
+def data_dir(ipam: dict[str, Any]) -> str:
+    value = get(ipam, "dataDir") or DEFAULT_DATA_DIR
+    if not isinstance(value, str) or "\0" in value:
+        raise _invalid(f"ipam.dataDir must be a directory path, got {value!r}")
+    return value
+
+
+def _string_list(value: Any, key: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _invalid(f"{key} must be a list of strings, got {value!r}")
+    return value
+
+
+def _requested_ips(config: dict[str, Any], cni_args: dict[str, str]) -> list[tuple[int, int]]:
+    """CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips, all of them, as upstream host-local."""
+    sources: list[tuple[str, str]] = []
+    if cni_args.get("IP"):
+        sources.append(("CNI_ARGS IP", cni_args["IP"]))
+    args = get(config, "args") or {}
+    cni = get(args, "cni") if isinstance(args, dict) else None
+    if isinstance(cni, dict):
+        sources.extend(("args.cni.ips", ip) for ip in _string_list(get(cni, "ips"), "args.cni.ips"))
+    runtime = get(config, "runtimeConfig") or {}
+    if isinstance(runtime, dict):
+        sources.extend(
+            ("runtimeConfig.ips", ip) for ip in _string_list(get(runtime, "ips"), "runtimeConfig.ips")
+        )
+    requested = []
+    for key, text in sources:
+        try:
+            family, value, _prefix = parse_ip_or_cidr(text.strip())
+        except AddressError as e:
+            raise _invalid(f"{key}: {e}", "a requested address is an IP, optionally with /prefix") from None
+        requested.append((family, value))
+    return requested
+
+
+def _routes(value: Any) -> list[Route]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _invalid(f"ipam.routes must be a list of {{dst, gw}} objects, got {value!r}")
+    routes = []
+    for i, obj in enumerate(value):
+        key = f"ipam.routes[{i}]"
+        if not isinstance(obj, dict) or not isinstance(obj.get("dst"), str):
+            raise _invalid(f'{key} must be an object with a "dst" CIDR, got {obj!r}')
+        try:
+            family, _, _ = parse_cidr(obj["dst"])
+            gw = obj.get("gw") or ""
+            if gw and parse_ip(gw)[0] != family:
+                raise _invalid(f"{key}: gw {gw} is not of the family of dst {obj['dst']}")
+        except AddressError as e:
+            raise _invalid(f"{key}: {e}") from None
+        extra = {k: obj[k] for k in ("mtu", "advmss", "priority", "table", "scope") if k in obj}
+        routes.append(Route(obj["dst"], gw, extra))
+    return routes
+
+
+def load(config: dict[str, Any], cni_args: dict[str, str], version: str) -> IPAMConfig:
+    """The IPAM config of a network config, validated."""
+    ipam = ipam_section(config)
+    conf = IPAMConfig(config["name"])
+    conf.data_dir = data_dir(ipam)
+    conf.requested = _requested_ips(config, cni_args)
+
+    raw_sets: list[tuple[str, Any]] = []
+    runtime = get(config, "runtimeConfig") or {}
+    if isinstance(runtime, dict) and get(runtime, "ipRanges"):
+        ip_ranges = get(runtime, "ipRanges")
+        if not isinstance(ip_ranges, list):
+            raise _invalid(f"runtimeConfig.ipRanges must be a list of range sets, got {ip_ranges!r}")
+        raw_sets.extend((f"runtimeConfig.ipRanges[{i}]", rs) for i, rs in enumerate(ip_ranges))
+    if get(ipam, "subnet"):
+        legacy = {k: get(ipam, k) for k in LEGACY_RANGE_KEYS if get(ipam, k)}
+        raw_sets.append(("ipam (subnet)", [legacy]))
+    ranges = get(ipam, "ranges")
+    if ranges is not None:
+        if not isinstance(ranges, list):
+            raise _invalid(f"ipam.ranges must be a list of range sets (lists of ranges), got {ranges!r}")
+        raw_sets.extend((f"ipam.ranges[{i}]", rs) for i, rs in enumerate(ranges))
+    if not raw_sets:
+        raise _invalid("no IP ranges specified", 'add "ranges": [[{"subnet": "<network>/<prefix>"}]] to ipam')
+
+    for i, (source, raw) in enumerate(raw_sets):
+        try:
+            conf.range_sets.append(parse_range_set(raw))
+        except RangeError as e:
+            raise _invalid(f"invalid range set {i} ({source}): {e}") from None
+        conf.sources.append(source)
+    families = [rs.family for rs in conf.range_sets]
+    if (families.count(4) > 1 or families.count(6) > 1) and not versions.at_least(version, "0.3.0"):
+        raise _invalid(
+            f"CNI version {version} does not support more than 1 address per family",
+            "use cniVersion 0.3.0 or later for several range sets of one family",
+        )
+    for i, a in enumerate(conf.range_sets):
+        for j in range(i + 1, len(conf.range_sets)):
+            if a.overlaps(conf.range_sets[j]):
+                raise _invalid(
+                    f"range set {i} overlaps with {j}",
+                    f"{conf.sources[i]} ({a}) and {conf.sources[j]} ({conf.range_sets[j]})",
+                )
+    try:
+        conf.exclude = Exclusions.parse(get(ipam, "exclude"))
+    except RangeError as e:
+        raise _invalid(f"ipam.{e}") from None
+    conf.routes = _routes(get(ipam, "routes"))
+    resolv = get(ipam, "resolvConf") or ""
+    if not isinstance(resolv, str):
+        raise _invalid(f"ipam.resolvConf must be a file path, got {resolv!r}")
+    conf.resolv_conf = resolv
+    return conf

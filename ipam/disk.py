@@ -1,0 +1,122 @@
+"""The disk lease store, byte-compatible with upstream host-local in both directions.
+
+Layout under ``<dataDir>/<network>/``:
+  ``<ip>``                  one file per lease, content ``<containerID>\\r\\n<ifname>`` (no newline), 0600;
+                            legacy files hold only the container ID; whitespace is tolerated on read
+  ``last_reserved_ip.<n>``  the last address reserved in range set n
+  ``lock``                  flock(LOCK_EX) while any operation runs
+
+A lease file appears atomically with its content: it is written to a temporary file and hard-linked
+to its address name, which fails with EEXIST like upstream's O_EXCL create, so no reader (nor a crash)
+ever sees an empty or half-written lease. ``last_reserved_ip.<n>`` is replaced by rename.
+"""
+
+from __future__ import annotations
+
+import os
+from fcntl import LOCK_EX, LOCK_UN, flock
+
+from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
+
+from .store import Lease, Store
+
+LINE_BREAK = "\r\n"
+LAST_RESERVED_PREFIX = "last_reserved_ip."
+LOCK_NAME = "lock"
+TMP_PREFIX = ".tmp-"
+DEFAULT_DATA_DIR = "/var/lib/cni/networks"
+
+
+def parse_lease_file(content: str) -> tuple[str, str | None]:
+    """File content -> (container ID, ifname or None for a legacy file)."""
+    text = content.strip()
+    cid, sep, ifname = text.partition("\n")
+    if not sep:
+        return text, None
+    return cid.strip(), ifname.strip()
+
+
+class DiskStore(Store):
+    def __init__(self, data_dir: str, network: str) -> None:
+        self.dir = os.path.join(data_dir, network)
+        os.makedirs(self.dir, mode=0o755, exist_ok=True)
+        self._lock_fd = os.open(
+            os.path.join(self.dir, LOCK_NAME), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+
+    def lock(self) -> None:
+        flock(self._lock_fd, LOCK_EX)
+
+    def unlock(self) -> None:
+        flock(self._lock_fd, LOCK_UN)
+
+    def close(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def _write_tmp(self, content: str) -> str:
+        tmp = os.path.join(self.dir, f"{TMP_PREFIX}{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, content.encode())
+        finally:
+            os.close(fd)
+        return tmp
+
+    def reserve(self, container_id: str, ifname: str, family: int, value: int, range_id: str) -> bool:
+        path = os.path.join(self.dir, format_ip(family, value))
+        tmp = self._write_tmp(container_id.strip() + LINE_BREAK + ifname)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        self._write_last_reserved(range_id, format_ip(family, value))
+        return True
+
+    def _write_last_reserved(self, range_id: str, text: str) -> None:
+        tmp = self._write_tmp(text)
+        os.rename(tmp, os.path.join(self.dir, LAST_RESERVED_PREFIX + range_id))
+
+    def last_reserved(self, range_id: str) -> tuple[int, int] | None:
+        try:
+            with open(os.path.join(self.dir, LAST_RESERVED_PREFIX + range_id), encoding="utf-8") as f:
+                return parse_ip(f.read().strip())
+        except (FileNotFoundError, AddressError, UnicodeDecodeError):
+            return None  # no reservation yet, or unreadable: start at the beginning of the set
+
+    def leases(self) -> list[Lease]:
+        leases = []
+        for name in os.listdir(self.dir):
+            try:
+                family, value = parse_ip(name)
+            except AddressError:
+                continue  # lock, last_reserved_ip.*, temporary files
+            try:
+                with open(os.path.join(self.dir, name), "rb") as f:
+                    content = f.read().decode("utf-8", errors="replace")
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            cid, ifname = parse_lease_file(content)
+            leases.append(Lease(family, value, cid, ifname))
+        return leases
+
+    def release(self, family: int, value: int) -> None:
+        try:
+            os.unlink(os.path.join(self.dir, format_ip(family, value)))
+        except FileNotFoundError:
+            pass
+
+    def remove_stale_temporaries(self) -> list[str]:
+        """Temporary files left by a process killed mid-write (call with the lock held)."""
+        removed = []
+        for name in os.listdir(self.dir):
+            if name.startswith(TMP_PREFIX):
+                try:
+                    os.unlink(os.path.join(self.dir, name))
+                    removed.append(name)
+                except FileNotFoundError:
+                    pass
+        return removed

@@ -1,0 +1,81 @@
+"""The lease store interface the allocator talks to (upstream's ``backend.Store``).
+
+A lease ties one address to one attachment (container ID, ifname). Implementations: ``disk.DiskStore``
+(the default, byte-compatible with the Go plugin) and the in-memory store of the tests. Every method
+but ``lock``/``close`` is called with the lock held.
+"""
+
+from __future__ import annotations
+
+
+class Lease:
+    __slots__ = ("container_id", "family", "ifname", "value")
+
+    def __init__(self, family: int, value: int, container_id: str, ifname: str | None) -> None:
+        self.family = family
+        self.value = value
+        self.container_id = container_id
+        self.ifname = ifname  # None for legacy files that hold only the container ID
+
+    def belongs_to(self, container_id: str, ifname: str) -> bool:
+        return self.container_id == container_id and self.ifname == ifname
+
+    def __repr__(self) -> str:
+        return f"Lease({self.family}, {self.value}, {self.container_id!r}, {self.ifname!r})"
+
+
+def of_attachment(leases: list[Lease], container_id: str, ifname: str) -> list[Lease]:
+    """The attachment's leases; legacy container-ID-only leases count when there is no exact match
+    (as upstream's ReleaseByID does)."""
+    cid = container_id.strip()
+    exact = [lease for lease in leases if lease.belongs_to(cid, ifname)]
+    if exact:
+        return exact
+    return [lease for lease in leases if lease.ifname is None and lease.container_id == cid]
+
+
+class Store:
+    """Abstract lease store; subclasses implement every method."""
+
+    def lock(self) -> None:
+        raise NotImplementedError
+
+    def unlock(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def reserve(self, container_id: str, ifname: str, family: int, value: int, range_id: str) -> bool:
+        """Take the address for the attachment; False if it is already taken. Records it as the
+        last reserved address of range set ``range_id``."""
+        raise NotImplementedError
+
+    def last_reserved(self, range_id: str) -> tuple[int, int] | None:
+        raise NotImplementedError
+
+    def leases(self) -> list[Lease]:
+        """Every lease in the store."""
+        raise NotImplementedError
+
+    def release(self, family: int, value: int) -> None:
+        """Drop the lease on one address (absent is fine)."""
+        raise NotImplementedError
+
+    # Derived operations: one definition of "which leases belong to an attachment".
+
+    def get_by_attachment(self, container_id: str, ifname: str) -> list[Lease]:
+        return of_attachment(self.leases(), container_id, ifname)
+
+    def release_by_attachment(self, container_id: str, ifname: str) -> list[Lease]:
+        released = self.get_by_attachment(container_id, ifname)
+        for lease in released:
+            self.release(lease.family, lease.value)
+        return released
+
+    def __enter__(self) -> Store:
+        self.lock()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unlock()
