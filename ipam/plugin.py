@@ -69,24 +69,30 @@ def cmd_add(req: Request) -> Result:
 
 def _allocate_all(store: Store, conf: ipam_config.IPAMConfig, cid: str, ifname: str) -> list[Allocation]:
     """One address per range set; on any failure release what this call reserved, then raise."""
+    # Match requested addresses to range sets first, so a request that can't be honoured fails
+    # before anything is reserved (upstream reserves, then releases, and moves last_reserved_ip).
     pending = list(conf.requested)
+    wanted: list[tuple[int, int] | None] = []
+    for rs in conf.range_sets:
+        requested = next((ip for ip in pending if rs.contains(*ip)), None)
+        if requested is not None:
+            pending.remove(requested)
+        wanted.append(requested)
+    if pending:
+        listed = " ".join(format_ip(*ip) for ip in pending)
+        raise CNIError(
+            INTERNAL,
+            f"failed to allocate all requested IPs: {listed}",
+            "a requested address must lie inside a range (between its start and end) of a range set, "
+            "one per range set",
+        )
     done: list[Allocation] = []
     try:
         for index, rs in enumerate(conf.range_sets):
-            requested = next((ip for ip in pending if rs.contains(*ip)), None)
-            if requested is not None:
-                pending.remove(requested)
             try:
-                done.append(allocate(store, rs, str(index), cid, ifname, conf.exclude, requested))
+                done.append(allocate(store, rs, str(index), cid, ifname, conf.exclude, wanted[index]))
             except AllocationError as e:
                 raise CNIError(INTERNAL, f"failed to allocate for range {index}: {e}") from None
-        if pending:
-            listed = " ".join(format_ip(*ip) for ip in pending)
-            raise CNIError(
-                INTERNAL,
-                f"failed to allocate all requested IPs: {listed}",
-                "a requested address must lie inside a range (between its start and end) of a range set",
-            )
     except BaseException:
         for a in done:
             store.release(a.family, a.value)

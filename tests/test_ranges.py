@@ -58,9 +58,18 @@ def test_a_network_that_is_too_small_is_refused(subnet: str) -> None:
 @pytest.mark.parametrize(
     "obj,message",
     [
-        ({"subnet": "192.0.2.0/24", "rangeStart": "192.0.3.0"}, "RangeStart 192.0.3.0 not in network 192.0.2.0/24"),
-        ({"subnet": "192.0.2.0/24", "rangeEnd": "192.0.4.0"}, "RangeEnd 192.0.4.0 not in network 192.0.2.0/24"),
-        ({"subnet": "192.0.2.0/24", "rangeStart": "192.0.2.50", "rangeEnd": "192.0.2.40"}, "is after rangeEnd"),
+        (
+            {"subnet": "192.0.2.0/24", "rangeStart": "192.0.3.0"},
+            "RangeStart 192.0.3.0 not in network 192.0.2.0/24",
+        ),
+        (
+            {"subnet": "192.0.2.0/24", "rangeEnd": "192.0.4.0"},
+            "RangeEnd 192.0.4.0 not in network 192.0.2.0/24",
+        ),
+        (
+            {"subnet": "192.0.2.0/24", "rangeStart": "192.0.2.50", "rangeEnd": "192.0.2.40"},
+            "is after rangeEnd",
+        ),
         ({"subnet": "192.0.2.0/24", "gateway": "192.0.3.1"}, "gateway 192.0.3.1 not in network"),
         ({"subnet": "192.0.2.0/24", "rangeStart": "2001::1"}, "not in network"),
         ({}, "range has no subnet"),
@@ -73,7 +82,12 @@ def test_invalid_start_end_and_gateway_are_refused(obj: dict[str, str], message:
 
 def test_all_fields_are_parsed() -> None:
     r = parse_range(
-        {"subnet": "192.0.2.0/24", "rangeStart": "192.0.2.40", "rangeEnd": "192.0.2.50", "gateway": "192.0.2.254"}
+        {
+            "subnet": "192.0.2.0/24",
+            "rangeStart": "192.0.2.40",
+            "rangeEnd": "192.0.2.50",
+            "gateway": "192.0.2.254",
+        }
     )
     assert str(r) == "192.0.2.40-192.0.2.50"
     assert format_ip(4, r.gateway) == "192.0.2.254"
@@ -131,7 +145,9 @@ def test_set_membership() -> None:
 
 
 def test_overlaps_within_a_set_are_refused() -> None:
-    with pytest.raises(RangeError, match="subnets 192.168.0.1-192.168.0.254 and 192.168.0.1-192.168.0.126 overlap"):
+    with pytest.raises(
+        RangeError, match="subnets 192.168.0.1-192.168.0.254 and 192.168.0.1-192.168.0.126 overlap"
+    ):
         parse_range_set([{"subnet": "192.168.0.0/24"}, {"subnet": "192.168.0.0/25"}])
 
 
@@ -152,7 +168,9 @@ def test_mixed_families_in_a_set_are_refused() -> None:
 
 
 def test_ip_range_starts_allocation_at_its_first_address() -> None:
-    r = parse_range({"subnet": "192.168.32.0/24", "ipRange": "192.168.32.128/25", "gateway": "192.168.32.254"})
+    r = parse_range(
+        {"subnet": "192.168.32.0/24", "ipRange": "192.168.32.128/25", "gateway": "192.168.32.254"}
+    )
     assert str(r) == "192.168.32.128-192.168.32.254"
 
 
@@ -236,7 +254,9 @@ subnets = st.tuples(st.integers(0, 2**32 - 1), st.integers(22, 30)).map(
 
 
 @given(subnets, st.lists(st.integers(0, 1023), max_size=8), st.one_of(st.none(), st.integers(0, 1023)))
-def test_round_robin_visits_each_allocatable_address_once(subnet: str, excl: list[int], last: int | None) -> None:
+def test_round_robin_visits_each_allocatable_address_once(
+    subnet: str, excl: list[int], last: int | None
+) -> None:
     net = netaddr.IPNetwork(subnet)
     rs = parse_range_set([{"subnet": subnet}])
     excluded = [str(net[i % net.size]) for i in excl]

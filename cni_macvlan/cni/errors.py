@@ -26,6 +26,7 @@ class CNIError(Exception):
         self.code = code
         self.msg = msg
         self.details = details
+        self.cni_version = ""  # set when the error is known to concern a config of that version
 
     def to_dict(self, cni_version: str) -> dict[str, object]:
         out: dict[str, object] = {"cniVersion": cni_version, "code": self.code, "msg": self.msg}

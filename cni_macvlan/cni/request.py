@@ -133,6 +133,21 @@ def from_env(env: Mapping[str, str], stdin: bytes) -> Request:
 
     config = decode_config(stdin)
     version = config_version(config)
+    try:
+        return _validated(command, required, env, config, version, stdin)
+    except CNIError as e:
+        e.cni_version = version  # report in the config's version from here on
+        raise
+
+
+def _validated(
+    command: str,
+    required: tuple[str, ...],
+    env: Mapping[str, str],
+    config: dict[str, Any],
+    version: str,
+    stdin: bytes,
+) -> Request:
     if not versions.at_least(version, versions.VERB_SINCE[command]):
         raise CNIError(
             INCOMPATIBLE_VERSION,

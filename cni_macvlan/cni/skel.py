@@ -71,7 +71,7 @@ def handle(plugin: Plugin, env: Mapping[str, str], stdin: bytes) -> tuple[int, s
             return 0, "", ""
         return 0, jsonio.dumps(render(result, version)), ""
     except CNIError as e:
-        return 1, jsonio.dumps(e.to_dict(version)), ""
+        return 1, jsonio.dumps(e.to_dict(e.cni_version or version)), ""
     except Exception as e:  # the last line of defence: the runtime gets a CNI error, not a traceback
         detail = f"{type(e).__name__}: {e}"
         log = ""
