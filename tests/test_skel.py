@@ -112,7 +112,7 @@ def test_verbs_are_refused_below_their_version(command: str, version: str) -> No
     "name,code", [("", 7), ("-bad", 7), ("a/b", 7), ("../etc", 7), ("x y", 7), (5, 7), ("ok.name_1-2", 0)]
 )
 def test_network_names(name: object, code: int) -> None:
-    status, out, _ = call(cni_env("ADD"), {**CONF, "name": name})
+    _, out, _ = call(cni_env("ADD"), {**CONF, "name": name})
     assert (out or {}).get("code", 0) == code, out
 
 
@@ -147,7 +147,7 @@ def test_interface_names(ifname: str, ok: bool) -> None:
 
 def test_missing_container_id_is_code_3_when_set_but_empty_is_missing() -> None:
     env = cni_env("ADD", container_id="")
-    code, out, _ = call(env)
+    _, out, _ = call(env)
     assert out["code"] == 4 and "CNI_CONTAINERID" in out["msg"]
 
 
