@@ -1,0 +1,73 @@
+"""Delegation: a plugin found in CNI_PATH is exec'd with our environment and the whole config."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from cni_macvlan.cni import delegate
+from cni_macvlan.cni.errors import CNIError
+from tests.conftest import dist_executable, go_plugin
+from tests.helpers import cni_env, json_bytes
+
+
+def conf(data_dir: Path) -> dict:
+    return {"cniVersion": "1.0.0", "name": "dnet", "ipam": {"type": "host-local", "subnet": "10.70.0.0/24", "dataDir": str(data_dir)}}
+
+
+@pytest.mark.parametrize("impl", ["ours", "go"])
+def test_delegated_add_check_del(impl: str, data_dir: Path) -> None:
+    exe = dist_executable("host-local") if impl == "ours" else go_plugin("host-local")
+    path = [str(exe.parent)]
+    env = cni_env("ADD", CNI_PATH=str(exe.parent))
+    stdin = json_bytes(conf(data_dir))
+    result = delegate.call("host-local", "ADD", env, path, stdin, "1.0.0")
+    assert result is not None
+    assert [ip.address for ip in result.ips] == ["10.70.0.2/24"]
+    assert delegate.call("host-local", "CHECK", env, path, stdin, "1.0.0") is None
+    assert delegate.call("host-local", "DEL", env, path, stdin, "1.0.0") is None
+    assert [p.name for p in (data_dir / "dnet").iterdir() if p.name[0].isdigit()] == []
+
+
+def test_a_delegate_error_keeps_its_code_and_message(data_dir: Path) -> None:
+    exe = dist_executable("host-local")
+    bad = conf(data_dir)
+    bad["ipam"]["subnet"] = "10.70.0.5/24"
+    with pytest.raises(CNIError) as e:
+        delegate.call("host-local", "ADD", cni_env("ADD"), [str(exe.parent)], json_bytes(bad), "1.0.0")
+    assert e.value.code == 7
+    assert "10.70.0.0" in e.value.msg
+
+
+def test_a_missing_plugin_is_named_with_the_path(tmp_path: Path) -> None:
+    with pytest.raises(CNIError) as e:
+        delegate.find_in_path("host-local", [str(tmp_path), "/nonexistent"])
+    assert e.value.msg == f'failed to find plugin "host-local" in path [{tmp_path} /nonexistent]'
+
+
+@pytest.mark.parametrize("name", ["../bin/sh", "/bin/sh", "", ".."])
+def test_a_type_that_is_a_path_is_refused(name: str) -> None:
+    with pytest.raises(CNIError, match="invalid plugin type"):
+        delegate.find_in_path(name, ["/usr/lib/cni"])
+
+
+def test_a_delegate_that_prints_garbage_is_reported(tmp_path: Path) -> None:
+    script = tmp_path / "broken"
+    script.write_text("#!/bin/sh\necho 'panic: nil map'\nexit 2\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    with pytest.raises(CNIError) as e:
+        delegate.call("broken", "ADD", dict(os.environ), [str(tmp_path)], b"{}", "1.0.0")
+    assert e.value.msg == 'netplugin failed: "panic: nil map": exit status 2'
+
+
+def test_the_delegate_gets_the_verb_environment_and_whole_config(tmp_path: Path) -> None:
+    script = tmp_path / "echoer"
+    script.write_text(
+        '#!/bin/sh\nread -r conf\nprintf \'{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.9/24"}],"dns":{"domain":"%s-%s"}}\' "$CNI_COMMAND" "$CNI_IFNAME"\n'
+    )
+    script.chmod(0o755)
+    result = delegate.call("echoer", "ADD", {"CNI_IFNAME": "net1", "PATH": "/usr/bin:/bin"}, [str(tmp_path)], b'{"x":1}\n', "1.0.0")
+    assert result is not None and result.dns == {"domain": "ADD-net1"}
