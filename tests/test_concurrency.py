@@ -15,7 +15,11 @@ N = 32
 
 
 def config(data_dir: Path, subnet: str = "10.50.0.0/24") -> dict:
-    return {"cniVersion": "1.0.0", "name": "busy", "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(data_dir)}}
+    return {
+        "cniVersion": "1.0.0",
+        "name": "busy",
+        "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(data_dir)},
+    }
 
 
 def run_all(exe: Path, command: str, conf: dict, ids: list[str]) -> list:

@@ -15,7 +15,11 @@ from tests.helpers import cni_env, json_bytes
 
 
 def conf(data_dir: Path) -> dict:
-    return {"cniVersion": "1.0.0", "name": "dnet", "ipam": {"type": "host-local", "subnet": "10.70.0.0/24", "dataDir": str(data_dir)}}
+    return {
+        "cniVersion": "1.0.0",
+        "name": "dnet",
+        "ipam": {"type": "host-local", "subnet": "10.70.0.0/24", "dataDir": str(data_dir)},
+    }
 
 
 @pytest.mark.parametrize("impl", ["ours", "go"])
@@ -69,5 +73,12 @@ def test_the_delegate_gets_the_verb_environment_and_whole_config(tmp_path: Path)
         '#!/bin/sh\nread -r conf\nprintf \'{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.9/24"}],"dns":{"domain":"%s-%s"}}\' "$CNI_COMMAND" "$CNI_IFNAME"\n'
     )
     script.chmod(0o755)
-    result = delegate.call("echoer", "ADD", {"CNI_IFNAME": "net1", "PATH": "/usr/bin:/bin"}, [str(tmp_path)], b'{"x":1}\n', "1.0.0")
+    result = delegate.call(
+        "echoer",
+        "ADD",
+        {"CNI_IFNAME": "net1", "PATH": "/usr/bin:/bin"},
+        [str(tmp_path)],
+        b'{"x":1}\n',
+        "1.0.0",
+    )
     assert result is not None and result.dns == {"domain": "ADD-net1"}

@@ -30,10 +30,17 @@ def go() -> Path:
 
 def conf(data_dir: Path, version: str = "1.0.0", **ipam: Any) -> dict[str, Any]:
     ipam = ipam or {"subnet": "10.9.0.0/24", "routes": [{"dst": "0.0.0.0/0"}]}
-    return {"cniVersion": version, "name": "shared", "type": "macvlan", "ipam": {"type": "host-local", "dataDir": str(data_dir), **ipam}}
+    return {
+        "cniVersion": version,
+        "name": "shared",
+        "type": "macvlan",
+        "ipam": {"type": "host-local", "dataDir": str(data_dir), **ipam},
+    }
 
 
-def run(exe: Path, command: str, config: dict[str, Any], cid: str, ifname: str = "eth0", **env: str) -> Outcome:
+def run(
+    exe: Path, command: str, config: dict[str, Any], cid: str, ifname: str = "eth0", **env: str
+) -> Outcome:
     return run_exec(exe, cni_env(command, container_id=cid, ifname=ifname, **env), json_bytes(config))
 
 
@@ -44,12 +51,17 @@ def address(out: Outcome) -> str:
 
 def leases(data_dir: Path) -> dict[str, bytes]:
     d = data_dir / "shared"
-    return {p.name: p.read_bytes() for p in d.iterdir() if p.name != "lock" and not p.name.startswith("last_")}
+    return {
+        p.name: p.read_bytes() for p in d.iterdir() if p.name != "lock" and not p.name.startswith("last_")
+    }
 
 
 @pytest.mark.parametrize("version", GO_VERSIONS)
 def test_results_are_byte_identical_to_go(ours: Path, go: Path, tmp_path: Path, version: str) -> None:
-    ranges = {"ranges": [[{"subnet": "10.1.2.0/24"}], [{"subnet": "2001:db8:1::/64"}]], "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}
+    ranges = {
+        "ranges": [[{"subnet": "10.1.2.0/24"}], [{"subnet": "2001:db8:1::/64"}]],
+        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
+    }
     outs = {}
     for name, exe in (("go", go), ("ours", ours)):
         store = tmp_path / name
@@ -62,7 +74,9 @@ def test_results_are_byte_identical_to_go(ours: Path, go: Path, tmp_path: Path, 
 
 
 @pytest.mark.parametrize("first", ["go", "ours"])
-def test_leases_are_shared_and_round_robin_continues_across_implementations(ours: Path, go: Path, data_dir: Path, first: str) -> None:
+def test_leases_are_shared_and_round_robin_continues_across_implementations(
+    ours: Path, go: Path, data_dir: Path, first: str
+) -> None:
     a, b = (go, ours) if first == "go" else (ours, go)
     config = conf(data_dir)
     got = [address(run(exe, "ADD", config, f"c{i}")) for i, exe in enumerate([a, a, b, a, b, b])]
@@ -99,7 +113,9 @@ def test_requested_ips_are_honoured_by_both_on_one_store(ours: Path, go: Path, d
     assert leases(data_dir) == {"10.9.0.50": b"g\r\neth0", "10.9.0.51": b"o\r\neth0"}
 
 
-def test_concurrent_adds_from_both_implementations_never_collide(ours: Path, go: Path, data_dir: Path) -> None:
+def test_concurrent_adds_from_both_implementations_never_collide(
+    ours: Path, go: Path, data_dir: Path
+) -> None:
     config = conf(data_dir)
     jobs = [(go if i % 2 else ours, f"c{i}") for i in range(24)]
     with ThreadPoolExecutor(max_workers=12) as pool:
