@@ -1,5 +1,6 @@
 # cni-macvlan: make venv | build | test | lint | demo | install
-PYTHON ?= python3
+# Python 3.12 has os.setns (3.11 needs ctypes for it, +2.5 ms per exec): prefer it where pyenv has it.
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null) python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PREFIX ?= /opt/cni/bin
@@ -15,11 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-build: dist/host-local
+build: dist/host-local dist/macvlan
 
-dist/host-local: $(VENV)/.installed $(SOURCES)
+dist/host-local dist/macvlan &: $(VENV)/.installed $(SOURCES)
 	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN build.spec
-	@touch dist/host-local
+	@touch dist/host-local dist/macvlan
 
 # The whole suite: lint, unit tests, exec tests of the built binaries, namespace and interop tests.
 test: build lint
@@ -32,7 +33,7 @@ lint: $(VENV)/.installed
 
 install: build
 	install -d $(PREFIX)
-	install -m 0755 dist/host-local $(PREFIX)/host-local
+	install -m 0755 dist/host-local dist/macvlan $(PREFIX)/
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -9,6 +9,7 @@ import sys
 
 PLUGINS = {
     "host-local": "ipam.plugin",
+    "macvlan": "cni_macvlan.plugin",
 }
 
 
@@ -18,9 +19,7 @@ def main() -> None:
         name = sys.argv.pop(1)
     module = PLUGINS.get(name)
     if module is None:
-        sys.stderr.write(
-            f"cni-macvlan: unknown plugin name {name!r}; install as one of: {', '.join(PLUGINS)}\n"
-        )
+        sys.stderr.write(f"cni-macvlan: unknown plugin name {name!r}; install as one of: {', '.join(PLUGINS)}\n")
         sys.exit(2)
     __import__(module, fromlist=["main"]).main()
 

@@ -58,13 +58,9 @@ def allocate(
         if value == r.gateway:
             raise AllocationError(f"requested ip {format_ip(family, value)} is subnet's gateway")
         if requested in exclude:
-            raise AllocationError(
-                f"requested ip {format_ip(family, value)} is excluded by the ipam exclude list"
-            )
+            raise AllocationError(f"requested ip {format_ip(family, value)} is excluded by the ipam exclude list")
         if not store.reserve(container_id, ifname, family, value, range_id):
-            raise AllocationError(
-                f"requested IP address {format_ip(family, value)} is not available in range set {rs}"
-            )
+            raise AllocationError(f"requested IP address {format_ip(family, value)} is not available in range set {rs}")
         return Allocation(r, value)
 
     leases = store.leases()

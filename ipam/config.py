@@ -11,6 +11,7 @@ from __future__ import annotations
 from cni_macvlan.cni import versions
 from cni_macvlan.cni.errors import INVALID_CONFIG, CNIError
 from cni_macvlan.cni.ip import AddressError, parse_cidr, parse_ip, parse_ip_or_cidr
+from cni_macvlan.cni.keys import get
 from cni_macvlan.cni.result import Route
 
 from .disk import DEFAULT_DATA_DIR
@@ -21,17 +22,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 LEGACY_RANGE_KEYS = ("subnet", "rangeStart", "rangeEnd", "gateway", "ipRange")
-
-
-def get(obj: dict[str, Any], key: str, default: Any = None) -> Any:
-    """obj[key], else the value of a key equal to it ignoring case (Go's encoding/json matching)."""
-    if key in obj:
-        return obj[key]
-    lower = key.lower()
-    for k, v in obj.items():
-        if k.lower() == lower:
-            return v
-    return default
 
 
 def _invalid(msg: str, details: str = "") -> CNIError:
@@ -87,9 +77,7 @@ def _requested_ips(config: dict[str, Any], cni_args: dict[str, str]) -> list[tup
         sources.extend(("args.cni.ips", ip) for ip in _string_list(get(cni, "ips"), "args.cni.ips"))
     runtime = get(config, "runtimeConfig") or {}
     if isinstance(runtime, dict):
-        sources.extend(
-            ("runtimeConfig.ips", ip) for ip in _string_list(get(runtime, "ips"), "runtimeConfig.ips")
-        )
+        sources.extend(("runtimeConfig.ips", ip) for ip in _string_list(get(runtime, "ips"), "runtimeConfig.ips"))
     requested = []
     for key, text in sources:
         try:

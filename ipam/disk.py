@@ -40,9 +40,7 @@ class DiskStore(Store):
     def __init__(self, data_dir: str, network: str) -> None:
         self.dir = os.path.join(data_dir, network)
         os.makedirs(self.dir, mode=0o755, exist_ok=True)
-        self._lock_fd = os.open(
-            os.path.join(self.dir, LOCK_NAME), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600
-        )
+        self._lock_fd = os.open(os.path.join(self.dir, LOCK_NAME), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def lock(self) -> None:
         flock(self._lock_fd, LOCK_EX)

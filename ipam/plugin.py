@@ -52,9 +52,7 @@ def cmd_add(req: Request) -> Result:
             with open(conf.resolv_conf, encoding="utf-8") as f:
                 dns = parse_resolv_conf(f.read())
         except (OSError, UnicodeDecodeError) as e:
-            raise CNIError(
-                INVALID_CONFIG, f'ipam.resolvConf "{conf.resolv_conf}": cannot read it: {e}'
-            ) from None
+            raise CNIError(INVALID_CONFIG, f'ipam.resolvConf "{conf.resolv_conf}": cannot read it: {e}') from None
     store = open_store(conf.data_dir, conf.name)
     try:
         with store:
@@ -83,8 +81,7 @@ def _allocate_all(store: Store, conf: ipam_config.IPAMConfig, cid: str, ifname: 
         raise CNIError(
             INTERNAL,
             f"failed to allocate all requested IPs: {listed}",
-            "a requested address must lie inside a range (between its start and end) of a range set, "
-            "one per range set",
+            "a requested address must lie inside a range (between its start and end) of a range set, one per range set",
         )
     done: list[Allocation] = []
     try:

@@ -116,8 +116,7 @@ def parse_range(obj: Any) -> Range:
         end = _ip_in_subnet("RangeEnd", obj["rangeEnd"], family, net, prefix, subnet)
     if start > end:
         raise RangeError(
-            f"range {subnet}: rangeStart {format_ip(family, start)} "
-            f"is after rangeEnd {format_ip(family, end)}"
+            f"range {subnet}: rangeStart {format_ip(family, start)} is after rangeEnd {format_ip(family, end)}"
         )
     if obj.get("gateway"):
         gateway = _ip_in_subnet("gateway", obj["gateway"], family, net, prefix, subnet)
@@ -226,9 +225,7 @@ class Exclusions:
         yield lo, hi
 
 
-def round_robin(
-    rs: RangeSet, last: tuple[int, int] | None, exclude: Exclusions
-) -> Iterator[tuple[Range, int]]:
+def round_robin(rs: RangeSet, last: tuple[int, int] | None, exclude: Exclusions) -> Iterator[tuple[Range, int]]:
     """Every allocatable address of the set once, in upstream host-local's order.
 
     Start just after ``last`` (the set's last reserved address) when it lies in the set, else at the

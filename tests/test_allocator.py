@@ -54,9 +54,7 @@ def store_with(ipmap: dict[str, str], last: str = "") -> MemStore:
         (["10.0.0.0/30", "10.0.1.0/30", "10.0.2.0/30"], {}, "10.0.2.2", "10.0.0.2"),
     ],
 )
-def test_allocates_ips_in_round_robin(
-    subnets: list[str], ipmap: dict[str, str], last: str, expected: str
-) -> None:
+def test_allocates_ips_in_round_robin(subnets: list[str], ipmap: dict[str, str], last: str, expected: str) -> None:
     rs = parse_range_set([{"subnet": s} for s in subnets])
     store = store_with(ipmap, last)
     got = allocate(store, rs, "0", "ID", "eth0", NONE)
@@ -73,9 +71,7 @@ def test_does_not_allocate_the_broadcast_address() -> None:
     store, rs = mkalloc()
     got = [allocate(store, rs, "0", f"ID{i}", "eth0", NONE).ip for i in range(5)]
     assert got == [f"192.168.1.{i}" for i in (2, 3, 4, 5, 6)]
-    with pytest.raises(
-        AllocationError, match="no IP addresses available in range set: 192.168.1.1-192.168.1.6"
-    ):
+    with pytest.raises(AllocationError, match="no IP addresses available in range set: 192.168.1.1-192.168.1.6"):
         allocate(store, rs, "0", "ID5", "eth0", NONE)
 
 
@@ -98,18 +94,13 @@ def test_fails_when_the_requested_ip_is_allocated() -> None:
     allocate(store, rs, "0", "ID", "eth0", NONE, parse_ip("192.168.1.5"))
     with pytest.raises(AllocationError) as e:
         allocate(store, rs, "0", "ID2", "eth0", NONE, parse_ip("192.168.1.5"))
-    assert (
-        str(e.value)
-        == "requested IP address 192.168.1.5 is not available in range set 192.168.1.1-192.168.1.6"
-    )
+    assert str(e.value) == "requested IP address 192.168.1.5 is not available in range set 192.168.1.1-192.168.1.6"
 
 
 @pytest.mark.parametrize("requested", ["192.168.1.50", "192.168.1.2"])
 def test_a_requested_ip_outside_start_end_is_refused(requested: str) -> None:
     store = MemStore()
-    rs = parse_range_set(
-        [{"subnet": "192.168.1.0/24", "rangeStart": "192.168.1.10", "rangeEnd": "192.168.1.20"}]
-    )
+    rs = parse_range_set([{"subnet": "192.168.1.0/24", "rangeStart": "192.168.1.10", "rangeEnd": "192.168.1.20"}])
     with pytest.raises(AllocationError, match=f"{requested} not in range set 192.168.1.10-192.168.1.20"):
         allocate(store, rs, "0", "ID", "eth0", NONE, parse_ip(requested))
     assert store.files == {}

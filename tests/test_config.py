@@ -22,9 +22,7 @@ def net(ipam: dict[str, Any], **top: Any) -> dict[str, Any]:
 
 
 def ranges_of(conf: Any) -> list[list[str]]:
-    return [
-        [f"{r.subnet} {r} gw {format_ip(r.family, r.gateway)}" for r in rs.ranges] for rs in conf.range_sets
-    ]
+    return [[f"{r.subnet} {r} gw {format_ip(r.family, r.gateway)}" for r in rs.ranges] for rs in conf.range_sets]
 
 
 def test_old_style_config() -> None:
@@ -227,9 +225,7 @@ def test_the_gateway_is_inferred_for_both_families() -> None:
 
 
 def test_exclude_accepts_addresses_and_cidrs() -> None:
-    conf = load(
-        net({"subnet": "10.0.0.0/24", "exclude": ["10.0.0.250", "10.0.0.16/30", "fd11::2"]}), {}, "1.0.0"
-    )
+    conf = load(net({"subnet": "10.0.0.0/24", "exclude": ["10.0.0.250", "10.0.0.16/30", "fd11::2"]}), {}, "1.0.0")
     assert parse_ip("10.0.0.250") in conf.exclude
     assert parse_ip("10.0.0.18") in conf.exclude
     assert parse_ip("fd11::2") in conf.exclude

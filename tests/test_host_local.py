@@ -16,9 +16,7 @@ from tests.conftest import ALL_VERSIONS, Runner
 V4_ONLY_SCHEMAS = ("0.1.0", "0.2.0")
 
 
-def conf(
-    version: str, data_dir: Path, ipam: dict[str, Any], name: str = "mynet", **top: Any
-) -> dict[str, Any]:
+def conf(version: str, data_dir: Path, ipam: dict[str, Any], name: str = "mynet", **top: Any) -> dict[str, Any]:
     return {
         "cniVersion": version,
         "name": name,
@@ -39,11 +37,7 @@ def ips_of(result: dict[str, Any]) -> list[tuple[str, str]]:
 def lease_files(data_dir: Path, name: str = "mynet") -> dict[str, str]:
     d = data_dir / name
     skip = ("lock", "last_reserved_ip.")
-    return (
-        {p.name: p.read_bytes().decode() for p in d.iterdir() if not p.name.startswith(skip)}
-        if d.exists()
-        else {}
-    )
+    return {p.name: p.read_bytes().decode() for p in d.iterdir() if not p.name.startswith(skip)} if d.exists() else {}
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
@@ -95,9 +89,7 @@ def test_allocates_and_releases_addresses_with_add_del(
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
-def test_allocates_per_interface_and_refuses_a_repeat(
-    host_local: Runner, data_dir: Path, version: str
-) -> None:
+def test_allocates_per_interface_and_refuses_a_repeat(host_local: Runner, data_dir: Path, version: str) -> None:
     config = conf(version, data_dir, {"subnet": "10.1.2.0/24"})
     first = host_local("ADD", config, ifname="eth0").ok()
     second = host_local("ADD", config, ifname="eth1").ok()
@@ -113,9 +105,7 @@ def test_allocates_per_interface_and_refuses_a_repeat(
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
-def test_del_works_on_backwards_compatible_allocations(
-    host_local: Runner, data_dir: Path, version: str
-) -> None:
+def test_del_works_on_backwards_compatible_allocations(host_local: Runner, data_dir: Path, version: str) -> None:
     config = conf(version, data_dir, {"subnet": "10.1.2.0/24"})
     host_local("ADD", config).ok()
     (data_dir / "mynet" / "10.1.2.2").write_text("dummy")  # the pre-ifname format: container ID only
@@ -152,9 +142,7 @@ def test_no_error_message_on_initial_subnet_creation(host_local: Runner, data_di
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
-def test_allocates_a_custom_ip_requested_by_config_args(
-    host_local: Runner, data_dir: Path, version: str
-) -> None:
+def test_allocates_a_custom_ip_requested_by_config_args(host_local: Runner, data_dir: Path, version: str) -> None:
     config = conf(version, data_dir, {"subnet": "10.1.2.0/24"}, args={"cni": {"ips": ["10.1.2.88"]}})
     assert ips_of(host_local("ADD", config).ok())[0][0] == "10.1.2.88/24"
     assert lease_files(data_dir) == {"10.1.2.88": "dummy\r\neth0"}
@@ -172,9 +160,7 @@ def test_allocates_custom_ips_from_multiple_ranges(host_local: Runner, data_dir:
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
-def test_allocates_custom_ips_from_multiple_protocols(
-    host_local: Runner, data_dir: Path, version: str
-) -> None:
+def test_allocates_custom_ips_from_multiple_protocols(host_local: Runner, data_dir: Path, version: str) -> None:
     config = conf(
         version,
         data_dir,
@@ -186,9 +172,7 @@ def test_allocates_custom_ips_from_multiple_protocols(
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
 def test_fails_if_a_requested_custom_ip_is_not_used(host_local: Runner, data_dir: Path, version: str) -> None:
-    config = conf(
-        version, data_dir, {"subnet": "10.1.2.0/24"}, args={"cni": {"ips": ["10.1.2.88", "10.1.2.77"]}}
-    )
+    config = conf(version, data_dir, {"subnet": "10.1.2.0/24"}, args={"cni": {"ips": ["10.1.2.88", "10.1.2.77"]}})
     err = host_local("ADD", config).error
     validate_error(err)
     assert err["msg"] == "failed to allocate all requested IPs: 10.1.2.77"
@@ -216,16 +200,11 @@ def test_exhaustion_names_the_range_set_and_keeps_nothing(host_local: Runner, da
     config = conf("1.0.0", data_dir, {"subnet": "10.78.0.0/30"})
     assert ips_of(host_local("ADD", config, container_id="x1").ok())[0][0] == "10.78.0.2/30"
     err = host_local("ADD", config, container_id="x2").error
-    assert (
-        err["msg"]
-        == "failed to allocate for range 0: no IP addresses available in range set: 10.78.0.1-10.78.0.2"
-    )
+    assert err["msg"] == "failed to allocate for range 0: no IP addresses available in range set: 10.78.0.1-10.78.0.2"
     assert lease_files(data_dir) == {"10.78.0.2": "x1\r\neth0"}
 
 
-def test_a_failure_in_a_later_range_set_releases_the_earlier_addresses(
-    host_local: Runner, data_dir: Path
-) -> None:
+def test_a_failure_in_a_later_range_set_releases_the_earlier_addresses(host_local: Runner, data_dir: Path) -> None:
     config = conf("1.0.0", data_dir, {"ranges": [[{"subnet": "10.1.0.0/24"}], [{"subnet": "10.2.0.0/30"}]]})
     host_local("ADD", config, container_id="a").ok()
     err = host_local("ADD", config, container_id="b").error
@@ -249,11 +228,7 @@ def test_ip_range_starts_at_its_first_address(host_local: Runner, data_dir: Path
     config = conf(
         "1.0.0",
         data_dir,
-        {
-            "ranges": [
-                [{"subnet": "192.168.32.0/24", "ipRange": "192.168.32.128/25", "gateway": "192.168.32.254"}]
-            ]
-        },
+        {"ranges": [[{"subnet": "192.168.32.0/24", "ipRange": "192.168.32.128/25", "gateway": "192.168.32.254"}]]},
     )
     assert ips_of(host_local("ADD", config).ok()) == [("192.168.32.128/24", "192.168.32.254")]
 
@@ -299,9 +274,7 @@ def test_check_passes_after_add_and_fails_after_del(host_local: Runner, data_dir
     assert err["msg"] == "host-local: Failed to find address added by container hl1"
 
 
-def test_check_fails_when_prev_result_names_an_address_we_did_not_lease(
-    host_local: Runner, data_dir: Path
-) -> None:
+def test_check_fails_when_prev_result_names_an_address_we_did_not_lease(host_local: Runner, data_dir: Path) -> None:
     config = conf("1.0.0", data_dir, {"subnet": "10.1.2.0/24"})
     result = host_local("ADD", config).ok()
     result["ips"][0]["address"] = "10.1.2.99/24"
@@ -327,9 +300,7 @@ def test_gc_releases_what_is_not_valid_and_keeps_the_bookkeeping(host_local: Run
     assert {p.name for p in (data_dir / "mynet").iterdir()} >= {"lock", "last_reserved_ip.0"}
 
 
-def test_gc_falls_back_to_the_old_key_and_an_empty_list_is_meaningful(
-    host_local: Runner, data_dir: Path
-) -> None:
+def test_gc_falls_back_to_the_old_key_and_an_empty_list_is_meaningful(host_local: Runner, data_dir: Path) -> None:
     config = conf("1.1.0", data_dir, {"subnet": "10.1.2.0/24"})
     host_local("ADD", config, container_id="a").ok()
     host_local("GC", {**config, "cni.dev/attachments": [{"containerID": "a", "ifname": "eth0"}]}).ok()

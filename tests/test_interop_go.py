@@ -38,9 +38,7 @@ def conf(data_dir: Path, version: str = "1.0.0", **ipam: Any) -> dict[str, Any]:
     }
 
 
-def run(
-    exe: Path, command: str, config: dict[str, Any], cid: str, ifname: str = "eth0", **env: str
-) -> Outcome:
+def run(exe: Path, command: str, config: dict[str, Any], cid: str, ifname: str = "eth0", **env: str) -> Outcome:
     return run_exec(exe, cni_env(command, container_id=cid, ifname=ifname, **env), json_bytes(config))
 
 
@@ -51,9 +49,7 @@ def address(out: Outcome) -> str:
 
 def leases(data_dir: Path) -> dict[str, bytes]:
     d = data_dir / "shared"
-    return {
-        p.name: p.read_bytes() for p in d.iterdir() if p.name != "lock" and not p.name.startswith("last_")
-    }
+    return {p.name: p.read_bytes() for p in d.iterdir() if p.name != "lock" and not p.name.startswith("last_")}
 
 
 @pytest.mark.parametrize("version", GO_VERSIONS)
@@ -113,9 +109,7 @@ def test_requested_ips_are_honoured_by_both_on_one_store(ours: Path, go: Path, d
     assert leases(data_dir) == {"10.9.0.50": b"g\r\neth0", "10.9.0.51": b"o\r\neth0"}
 
 
-def test_concurrent_adds_from_both_implementations_never_collide(
-    ours: Path, go: Path, data_dir: Path
-) -> None:
+def test_concurrent_adds_from_both_implementations_never_collide(ours: Path, go: Path, data_dir: Path) -> None:
     config = conf(data_dir)
     jobs = [(go if i % 2 else ours, f"c{i}") for i in range(24)]
     with ThreadPoolExecutor(max_workers=12) as pool:

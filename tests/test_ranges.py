@@ -145,9 +145,7 @@ def test_set_membership() -> None:
 
 
 def test_overlaps_within_a_set_are_refused() -> None:
-    with pytest.raises(
-        RangeError, match="subnets 192.168.0.1-192.168.0.254 and 192.168.0.1-192.168.0.126 overlap"
-    ):
+    with pytest.raises(RangeError, match="subnets 192.168.0.1-192.168.0.254 and 192.168.0.1-192.168.0.126 overlap"):
         parse_range_set([{"subnet": "192.168.0.0/24"}, {"subnet": "192.168.0.0/25"}])
 
 
@@ -168,9 +166,7 @@ def test_mixed_families_in_a_set_are_refused() -> None:
 
 
 def test_ip_range_starts_allocation_at_its_first_address() -> None:
-    r = parse_range(
-        {"subnet": "192.168.32.0/24", "ipRange": "192.168.32.128/25", "gateway": "192.168.32.254"}
-    )
+    r = parse_range({"subnet": "192.168.32.0/24", "ipRange": "192.168.32.128/25", "gateway": "192.168.32.254"})
     assert str(r) == "192.168.32.128-192.168.32.254"
 
 
@@ -254,9 +250,7 @@ subnets = st.tuples(st.integers(0, 2**32 - 1), st.integers(22, 30)).map(
 
 
 @given(subnets, st.lists(st.integers(0, 1023), max_size=8), st.one_of(st.none(), st.integers(0, 1023)))
-def test_round_robin_visits_each_allocatable_address_once(
-    subnet: str, excl: list[int], last: int | None
-) -> None:
+def test_round_robin_visits_each_allocatable_address_once(subnet: str, excl: list[int], last: int | None) -> None:
     net = netaddr.IPNetwork(subnet)
     rs = parse_range_set([{"subnet": subnet}])
     excluded = [str(net[i % net.size]) for i in excl]

@@ -67,12 +67,8 @@ def test_an_l2_result_cannot_be_rendered_as_0_1_or_0_2(version: str) -> None:
 
 
 def test_routes_keep_the_1_1_fields_only_in_1_x() -> None:
-    r = Result(
-        ips=[IPConfig("10.0.0.2/24")], routes=[Route("0.0.0.0/0", "10.0.0.1", {"priority": 100, "mtu": 1400})]
-    )
-    assert render(r, "1.1.0")["routes"] == [
-        {"dst": "0.0.0.0/0", "gw": "10.0.0.1", "mtu": 1400, "priority": 100}
-    ]
+    r = Result(ips=[IPConfig("10.0.0.2/24")], routes=[Route("0.0.0.0/0", "10.0.0.1", {"priority": 100, "mtu": 1400})])
+    assert render(r, "1.1.0")["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.0.0.1", "mtu": 1400, "priority": 100}]
     assert render(r, "0.4.0")["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}]
 
 

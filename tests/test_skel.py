@@ -116,9 +116,7 @@ def test_network_names(name: object, code: int) -> None:
     assert (out or {}).get("code", 0) == code, out
 
 
-@pytest.mark.parametrize(
-    "cid,code", [("abc", 0), ("a/b", 4), ("../x", 4), (".x", 4), ("a" * 300, 0), ("x\0y", 4)]
-)
+@pytest.mark.parametrize("cid,code", [("abc", 0), ("a/b", 4), ("../x", 4), (".x", 4), ("a" * 300, 0), ("x\0y", 4)])
 def test_container_ids(cid: str, code: int) -> None:
     _, out, _ = call(cni_env("ADD", container_id=cid))
     assert (out or {}).get("code", 0) == code, out

@@ -22,9 +22,7 @@ def find_in_path(plugin: str, path: Iterable[str]) -> str:
     """The executable named ``plugin`` in the first CNI_PATH directory that has it."""
     dirs = list(path)
     if not plugin or "/" in plugin or plugin in (".", "..") or "\0" in plugin:
-        raise CNIError(
-            INTERNAL, f'invalid plugin type "{plugin}"', "a plugin type is a file name, not a path"
-        )
+        raise CNIError(INTERNAL, f'invalid plugin type "{plugin}"', "a plugin type is a file name, not a path")
     for directory in dirs:
         candidate = os.path.join(directory, plugin)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
@@ -96,8 +94,12 @@ def _error_from(executable: str, code: int, out: bytes) -> CNIError:
 def call(
     plugin: str, command: str, env: Mapping[str, str], path: Iterable[str], stdin: bytes, version: str
 ) -> Result | None:
-    """Run ``plugin``'s ``command``; the parsed result for ADD, None otherwise; CNIError on failure."""
-    executable = find_in_path(plugin, path)
+    """Find ``plugin`` in CNI_PATH and run its ``command``; see invoke()."""
+    return invoke(find_in_path(plugin, path), command, env, stdin, version)
+
+
+def invoke(executable: str, command: str, env: Mapping[str, str], stdin: bytes, version: str) -> Result | None:
+    """Run a plugin's ``command``; the parsed result for ADD, None otherwise; CNIError on failure."""
     code, out = run(executable, command, env, stdin)
     if code != 0:
         raise _error_from(executable, code, out)
@@ -106,5 +108,5 @@ def call(
     try:
         data = jsonio.loads(out)
     except jsonio.DecodeError as e:
-        raise CNIError(INTERNAL, f"plugin {plugin} printed an unreadable result: {e}") from None
+        raise CNIError(INTERNAL, f"plugin {executable} printed an unreadable result: {e}") from None
     return parse(data, version)

@@ -54,9 +54,7 @@ def check_ifname(ifname: str) -> None:
             f"interface name should be less than {MAX_IFNAME + 1} characters",
         )
     if ifname in (".", ".."):
-        raise CNIError(
-            INVALID_ENVIRONMENT, f'interface name is "{ifname}"', "'.' and '..' are not valid names"
-        )
+        raise CNIError(INVALID_ENVIRONMENT, f'interface name is "{ifname}"', "'.' and '..' are not valid names")
     for c in ifname:
         if c in "/:" or c.isspace() or c == "\0":
             raise CNIError(

@@ -209,9 +209,7 @@ def parse(data: Any, version: str | None = None) -> Result:
             raise _bad(f"{where} must be an object")
         extra = {k: obj[k] for k in ("mtu", "socketPath", "pciID") if k in obj}
         result.interfaces.append(
-            Interface(
-                _str(obj, "name", where, True), _str(obj, "mac", where), _str(obj, "sandbox", where), extra
-            )
+            Interface(_str(obj, "name", where, True), _str(obj, "mac", where), _str(obj, "sandbox", where), extra)
         )
     for i, obj in enumerate(data.get("ips") or []):
         where = f"ips[{i}]"

@@ -115,9 +115,7 @@ def main(plugin: Plugin) -> None:
             stdin = _read_stdin()
         except OSError as e:
             out = jsonio.dumps(
-                CNIError(IO_FAILURE, f"error reading the network config from stdin: {e}").to_dict(
-                    versions.CURRENT
-                )
+                CNIError(IO_FAILURE, f"error reading the network config from stdin: {e}").to_dict(versions.CURRENT)
             )
             os.write(1, out.encode())
             sys.exit(1)

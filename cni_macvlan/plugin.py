@@ -1,0 +1,181 @@
+"""The macvlan CNI verbs. Each reads as the spec's steps; the work is in config, container and
+ipam_client.
+
+ADD is all or nothing: every step that changed the node pushes its undo, and any failure runs the
+undos (IPAM DEL, link deleted) before the error is printed. DEL releases the IPAM lease first and
+whatever happened to the namespace, never looks the parent up, and succeeds when things are gone.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import __version__, container, ipam_client
+from .cni import cniargs, skel
+from .cni.errors import INTERNAL, INVALID_CONFIG, CNIError
+from .cni.request import Request
+from .cni.result import Interface, Result, parse
+from .config import NetConf, ipam_type, load
+from .netlink import Link, Netlink, NetNS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# IP= is for the IPAM; the macvlan plugin accepts it so that CNI_ARGS can carry both
+CNI_ARGS_KEYS = frozenset({"MAC", "IP"})
+
+
+def _load(req: Request) -> NetConf:
+    conf = load(req.config, cniargs.parse(req.args, CNI_ARGS_KEYS))
+    if not conf.master:
+        raise CNIError(
+            INVALID_CONFIG,
+            "master is required: name the parent interface",
+            'set "master" to a node interface such as "eth0"',
+        )
+    return conf
+
+
+def _find_master(nl: Netlink, conf: NetConf) -> Link:
+    master = nl.get_link(conf.master)
+    where = "in the container's namespace" if conf.link_in_container else "on this node"
+    if master is None:
+        raise CNIError(INVALID_CONFIG, f'master "{conf.master}" not found {where}', 'create it or fix "master"')
+    if conf.mtu > master.mtu:
+        raise CNIError(INVALID_CONFIG, f"invalid MTU {conf.mtu}, must be [0, master MTU({master.mtu})]")
+    return master
+
+
+def cmd_add(req: Request) -> Result:
+    conf = _load(req)
+    netns_fd = container.open_netns(req.netns)
+    undo: list[Callable[[], object]] = []
+    try:
+        with Netlink() as node:
+            master = None if conf.link_in_container else _find_master(node, conf)
+            with NetNS(netns_fd), Netlink() as ct:
+                if master is None:
+                    master = _find_master(ct, conf)
+                link = container.create_macvlan(
+                    ct if conf.link_in_container else node,
+                    ct,
+                    netns_fd,
+                    master,
+                    req.ifname,
+                    conf.mode,
+                    conf.mtu,
+                    conf.mac,
+                    conf.bcqueuelen,
+                    conf.link_in_container,
+                )
+        undo.append(lambda: container.delete_link(netns_fd, req.ifname))
+
+        result = Result(interfaces=[Interface(req.ifname, link.mac, req.netns)])
+        if conf.ipam_type:
+            ipam_result = ipam_client.run(req, conf.ipam_type, "ADD")
+            undo.append(lambda: ipam_client.run(req, conf.ipam_type, "DEL"))
+            if ipam_result is None or not ipam_result.ips:
+                raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
+            for ipc in ipam_result.ips:
+                ipc.interface = 0
+            result.ips = ipam_result.ips
+            result.routes = ipam_result.routes
+            result.dns = ipam_result.dns
+            with NetNS(netns_fd), Netlink() as ct:
+                container.configure(ct, link, result)
+        else:
+            with NetNS(netns_fd), Netlink() as ct:
+                ct.set_up(link.index)
+        if conf.dns:
+            result.dns = conf.dns
+        return result
+    except BaseException:
+        for step in reversed(undo):
+            try:
+                step()
+            except Exception:  # the original error is the one to report
+                pass
+        raise
+    finally:
+        os.close(netns_fd)
+
+
+def cmd_del(req: Request) -> None:
+    ipam = ipam_type(req.config)
+    ipam_error: CNIError | None = None
+    if ipam:
+        try:
+            ipam_client.run(req, ipam, "DEL")
+        except CNIError as e:
+            ipam_error = e  # still remove the link; then report, so the runtime retries
+    if req.netns:
+        try:
+            fd = os.open(req.netns, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1  # the namespace is gone, and the link with it
+        if fd >= 0:
+            try:
+                container.delete_link(fd, req.ifname)
+            except OSError:
+                pass  # not a namespace we can enter (already torn down): nothing of ours is left in it
+            finally:
+                os.close(fd)
+    if ipam_error is not None:
+        raise ipam_error
+
+
+def cmd_check(req: Request) -> None:
+    conf = _load(req)
+    if conf.ipam_type:
+        ipam_client.run(req, conf.ipam_type, "CHECK")
+    raw = req.config.get("prevResult")
+    if not raw:
+        raise CNIError(INTERNAL, "required prevResult missing")
+    prev = parse(raw, req.version)
+    iface = next((i for i in prev.interfaces if i.name == req.ifname), None)
+    if iface is None:
+        raise CNIError(INTERNAL, "container interface name missing in prevResult")
+    if iface.sandbox != req.netns:
+        raise CNIError(INTERNAL, f"sandbox in prevResult {iface.sandbox} doesn't match configured netns: {req.netns}")
+    netns_fd = container.open_netns(req.netns)
+    try:
+        if not conf.link_in_container:
+            with Netlink() as node:
+                if node.get_link(conf.master) is None:
+                    raise CNIError(INTERNAL, f'failed to lookup master "{conf.master}": Link not found')
+        with NetNS(netns_fd), Netlink() as ct:
+            if conf.link_in_container and ct.get_link(conf.master) is None:
+                raise CNIError(INTERNAL, f'failed to lookup master "{conf.master}": Link not found')
+            link = container.check_interface(ct, req.ifname, conf.mode, iface.mac)
+            container.check_addresses(ct, link, prev)
+            container.check_routes(ct, link, prev)
+    finally:
+        os.close(netns_fd)
+
+
+def cmd_status(req: Request) -> None:
+    ipam = ipam_type(req.config)
+    if ipam:
+        ipam_client.run(req, ipam, "STATUS")
+
+
+def cmd_gc(req: Request) -> None:
+    ipam = ipam_type(req.config)
+    if ipam:
+        ipam_client.run(req, ipam, "GC")
+
+
+PLUGIN = skel.Plugin(
+    "macvlan",
+    __version__,
+    {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "GC": cmd_gc, "STATUS": cmd_status},
+)
+
+
+def main() -> None:
+    skel.main(PLUGIN)
+
+
+if __name__ == "__main__":
+    main()
