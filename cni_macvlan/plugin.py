@@ -14,7 +14,7 @@ from . import __version__, container, ipam_client
 from .cni import cniargs, skel
 from .cni.errors import INTERNAL, INVALID_CONFIG, CNIError
 from .cni.request import Request
-from .cni.result import Interface, Result, parse
+from .cni.result import Interface, Result, parse, render
 from .config import NetConf, ipam_type, load
 from .netlink import Link, Netlink, NetNS
 
@@ -89,6 +89,7 @@ def cmd_add(req: Request) -> Result:
                 ct.set_up(link.index)
         if conf.dns:
             result.dns = conf.dns
+        render(result, req.version)  # an L2 result can't be printed as 0.1/0.2: fail now, while undo can run
         return result
     except BaseException:
         for step in reversed(undo):

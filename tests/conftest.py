@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,3 +67,67 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def go_host_local() -> Path:
     return go_plugin("host-local")
+
+
+# ---- namespace lab and the macvlan plugin ----
+
+
+@pytest.fixture
+def lab():
+    """A node, an upstream peer holding the gateways, and containers on demand; all removed afterwards."""
+    if os.geteuid() != 0 or shutil.which("nsenter") is None:
+        pytest.skip("namespace tests need root and util-linux nsenter")
+    from tests.netns import Lab
+
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture(scope="session")
+def source_plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CNI_PATH whose plugins run from source (python -m cni_macvlan <name>)."""
+    d = tmp_path_factory.mktemp("source-plugins")
+    for name in ("macvlan", "host-local"):
+        script = d / name
+        script.write_text(f'#!/bin/sh\nexec {sys.executable} -m cni_macvlan {name} "$@"\n')
+        script.chmod(0o755)
+    return d
+
+
+class MacvlanRunner:
+    """Run a plugin (ours, from dist/ or from source) in the lab's node namespace, as a runtime does."""
+
+    def __init__(self, lab: Any, plugin_dir: Path, mode: str) -> None:
+        self.lab = lab
+        self.plugin_dir = plugin_dir
+        self.mode = mode
+
+    def __call__(
+        self,
+        command: str,
+        config: dict[str, Any],
+        netns: str = "/run/netns/none",
+        ifname: str = "eth0",
+        container_id: str = "c1",
+        plugin: str = "macvlan",
+        **env: str,
+    ) -> Outcome:
+        full_env = {
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": container_id,
+            "CNI_NETNS": netns,
+            "CNI_IFNAME": ifname,
+            "CNI_PATH": str(self.plugin_dir),
+            **env,
+        }
+        return self.lab.run([str(self.plugin_dir / plugin)], full_env, config)
+
+
+@pytest.fixture(params=["dist", "source"])
+def macvlan(request: pytest.FixtureRequest, lab: Any, source_plugin_dir: Path) -> MacvlanRunner:
+    if request.param == "dist":
+        return MacvlanRunner(lab, dist_executable("macvlan").parent, "dist")
+    return MacvlanRunner(lab, source_plugin_dir, "source")
