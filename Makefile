@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PREFIX ?= /opt/cni/bin
 SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec
 
-.PHONY: venv build test test-unit test-exec lint clean install
+.PHONY: venv build test lint clean install bench
 
 venv: $(VENV)/.installed
 
@@ -37,3 +37,7 @@ install: build
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Side-by-side with Debian's Go plugins (apt-get install containernetworking-plugins); prints ratios.
+bench: build
+	$(PY) bench/bench.py

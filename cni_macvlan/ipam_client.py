@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .cni import delegate
+from .cni import delegate, log
 from .cni.request import Request
 from .cni.result import Result
 
@@ -58,8 +58,10 @@ def run(req: Request, ipam_type: str, command: str) -> Result | None:
     if ipam_type == "host-local" and not os.environ.get("CNI_MACVLAN_IPAM_EXEC") and same_build(executable):
         from ipam.plugin import PLUGIN
 
+        log.debug(f"ipam {command}: {ipam_type} in-process ({executable} is this build)")
         sub = Request(
             command, req.config, req.version, req.stdin, req.container_id, req.netns, req.ifname, req.args, req.path
         )
         return PLUGIN.verbs[command](sub)
+    log.debug(f"ipam {command}: exec {executable}")
     return delegate.invoke(executable, command, child_env(req), req.stdin, req.version)

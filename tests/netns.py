@@ -63,7 +63,9 @@ class Lab:
 
     # ---- running plugins ----
 
-    def run(self, argv: list[str], env: dict[str, str], config: dict[str, Any] | bytes, netns: str | None = None) -> Outcome:
+    def run(
+        self, argv: list[str], env: dict[str, str], config: dict[str, Any] | bytes, netns: str | None = None
+    ) -> Outcome:
         stdin = config if isinstance(config, bytes) else json_bytes(config)
         base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
         proc = subprocess.run(
@@ -89,7 +91,9 @@ class Lab:
         import json
 
         out = sh("ip", "-n", os.path.basename(netns), "-j", "addr", "show", "dev", ifname).stdout
-        return [f"{a['local']}/{a['prefixlen']}" for e in json.loads(out) for a in e["addr_info"] if a["scope"] != "link"]
+        return [
+            f"{a['local']}/{a['prefixlen']}" for e in json.loads(out) for a in e["addr_info"] if a["scope"] != "link"
+        ]
 
     def routes(self, netns: str, family: str = "-4") -> list[str]:
         return sh("ip", "-n", os.path.basename(netns), family, "route", "show").stdout.splitlines()

@@ -18,9 +18,19 @@ V020 = ("0.1.0", "0.2.0")
 
 
 def conf(data_dir: Path, version: str = "1.0.0", ipam: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"cniVersion": version, "name": "mvnet", "type": "macvlan", "master": "upl0", "mode": "bridge"}
+    base: dict[str, Any] = {
+        "cniVersion": version,
+        "name": "mvnet",
+        "type": "macvlan",
+        "master": "upl0",
+        "mode": "bridge",
+    }
     if ipam is None:
-        ipam = {"type": "host-local", "ranges": [[{"subnet": SUBNET4, "gateway": GATEWAY4}]], "routes": [{"dst": "0.0.0.0/0"}]}
+        ipam = {
+            "type": "host-local",
+            "ranges": [[{"subnet": SUBNET4, "gateway": GATEWAY4}]],
+            "routes": [{"dst": "0.0.0.0/0"}],
+        }
     if ipam:
         ipam = {"dataDir": str(data_dir), **ipam}
     base["ipam"] = ipam
@@ -56,7 +66,9 @@ def master_for(lab: Lab, netns: str, in_container: bool) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
-def test_add_del_with_host_local(macvlan: MacvlanRunner, lab: Lab, data_dir: Path, version: str, link_in_container: bool) -> None:
+def test_add_del_with_host_local(
+    macvlan: MacvlanRunner, lab: Lab, data_dir: Path, version: str, link_in_container: bool
+) -> None:
     ns = lab.container("c1")
     config = conf(data_dir, version, **master_for(lab, ns, link_in_container))
     result = macvlan("ADD", config, ns, ifname="macvl0", container_id="dummy").ok()
@@ -123,7 +135,9 @@ def test_l2_with_a_mac_address(macvlan: MacvlanRunner, lab: Lab, data_dir: Path,
         config = conf(data_dir, version, ipam={})
         env["CNI_ARGS"] = "IgnoreUnknown=true;MAC=c2:11:22:33:44:55"
     else:  # upstream's test sends the key capitalised; Go's JSON matching is case-insensitive
-        config = conf(data_dir, version, ipam={}, capabilities={"mac": True}, RuntimeConfig={"mac": "c2:11:22:33:44:55"})
+        config = conf(
+            data_dir, version, ipam={}, capabilities={"mac": True}, RuntimeConfig={"mac": "c2:11:22:33:44:55"}
+        )
     out = macvlan("ADD", config, ns, **env)
     if version in V020:
         assert out.error["msg"] == "cannot convert: no valid IP addresses"
@@ -163,7 +177,9 @@ def test_passthru_takes_the_parent_for_one_container(macvlan: MacvlanRunner, lab
     assert list(lease_files(data_dir, "mvnet")) == ["10.77.0.2"]
 
 
-def test_mac_precedence_runtime_config_over_cni_args_over_config(macvlan: MacvlanRunner, lab: Lab, data_dir: Path) -> None:
+def test_mac_precedence_runtime_config_over_cni_args_over_config(
+    macvlan: MacvlanRunner, lab: Lab, data_dir: Path
+) -> None:
     cases = [
         ({"mac": "c2:00:00:00:00:01"}, "", "c2:00:00:00:00:01"),
         ({"mac": "c2:00:00:00:00:01"}, "IgnoreUnknown=1;MAC=c2:00:00:00:00:02", "c2:00:00:00:00:02"),
@@ -294,7 +310,9 @@ def test_del_without_netns_releases_the_lease(macvlan: MacvlanRunner, lab: Lab, 
 def assert_untouched(lab: Lab, ns: str, data_dir: Path, leases: dict[str, str] | None = None) -> None:
     assert links(lab, ns) == set(), "a failed ADD left a link in the container"
     assert lease_files(data_dir, "mvnet") == (leases or {}), "a failed ADD left a lease"
-    assert {n: e["linkinfo"]["info_kind"] for n, e in lab.links(lab.node).items() if "linkinfo" in e} == {"upl0": "veth"}
+    assert {n: e["linkinfo"]["info_kind"] for n, e in lab.links(lab.node).items() if "linkinfo" in e} == {
+        "upl0": "veth"
+    }
 
 
 @pytest.mark.parametrize(
@@ -307,7 +325,11 @@ def assert_untouched(lab: Lab, ns: str, data_dir: Path, leases: dict[str, str] |
         ({"mac": "zz:11"}, 7, "invalid args zz:11 for MAC addr"),
         ({"ipam": {"type": "host-local", "subnet": "10.77.0.0/33"}}, 7, "invalid CIDR address: 10.77.0.0/33"),
         ({"ipam": {"type": "no-such-ipam"}}, 999, 'failed to find plugin "no-such-ipam" in path'),
-        ({"ipam": {"type": "host-local", "subnet": "10.77.0.0/24", "exclude": ["10.77.0.0/24"]}}, 999, "no IP addresses available"),
+        (
+            {"ipam": {"type": "host-local", "subnet": "10.77.0.0/24", "exclude": ["10.77.0.0/24"]}},
+            999,
+            "no IP addresses available",
+        ),
     ],
 )
 def test_a_failing_add_leaves_nothing_behind(
@@ -335,7 +357,9 @@ def test_an_exhausted_pool_leaves_no_link(macvlan: MacvlanRunner, lab: Lab, data
     assert lease_files(data_dir, "mvnet") == {"10.77.0.2": "c1\r\neth0"}
 
 
-def test_an_existing_interface_name_is_refused_without_touching_it(macvlan: MacvlanRunner, lab: Lab, data_dir: Path) -> None:
+def test_an_existing_interface_name_is_refused_without_touching_it(
+    macvlan: MacvlanRunner, lab: Lab, data_dir: Path
+) -> None:
     ns = lab.container("c1")
     config = conf(data_dir)
     first = macvlan("ADD", config, ns).ok()
@@ -352,7 +376,9 @@ def test_a_netns_that_does_not_exist_is_refused(macvlan: MacvlanRunner, lab: Lab
     assert lease_files(data_dir, "mvnet") == {}
 
 
-def test_a_file_that_is_not_a_netns_is_refused(macvlan: MacvlanRunner, lab: Lab, data_dir: Path, tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_netns_is_refused(
+    macvlan: MacvlanRunner, lab: Lab, data_dir: Path, tmp_path: Path
+) -> None:
     fake = tmp_path / "netns"
     fake.write_text("")
     err = macvlan("ADD", conf(data_dir), str(fake)).error
@@ -371,3 +397,21 @@ def test_status_and_gc_are_forwarded_to_the_ipam(macvlan: MacvlanRunner, lab: La
     assert list(lease_files(data_dir, "mvnet")) == ["10.77.0.2"]
     macvlan("GC", {**config, "cni.dev/valid-attachments": []}).ok()
     assert lease_files(data_dir, "mvnet") == {}
+
+
+def test_our_own_host_local_runs_in_process_with_the_same_effects(lab: Lab, tmp_path: Path) -> None:
+    from tests.conftest import MacvlanRunner, dist_executable
+
+    run = MacvlanRunner(lab, dist_executable("macvlan").parent, "dist")
+    outcomes = {}
+    for how, extra in (("inprocess", {}), ("exec", {"CNI_MACVLAN_IPAM_EXEC": "1"})):
+        ns = lab.container(how)
+        store = tmp_path / how
+        out = run("ADD", conf(store), ns, CNI_MACVLAN_DEBUG="1", **extra)
+        result = out.ok()
+        assert ("in-process" in out.stderr) is (how == "inprocess"), out.stderr
+        result["interfaces"][0].update(mac="X", sandbox="S")
+        outcomes[how] = (result, lease_files(store, "mvnet"), sorted(p.name for p in (store / "mvnet").iterdir()))
+        run("DEL", conf(store), ns, **extra).ok()
+        assert lease_files(store, "mvnet") == {}
+    assert outcomes["inprocess"] == outcomes["exec"]

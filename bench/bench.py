@@ -1,0 +1,156 @@
+"""Side-by-side benchmark: our plugins against Debian's Go plugins, alternating, in one run.
+
+    python bench/bench.py [--runs N] [--ours DIR] [--json FILE]
+
+Runs in a private namespace lab (tests/netns.py): the benchmark process enters the node namespace
+itself, so each timing is one exec of a plugin, as a runtime pays it. Ours and Go's alternate call by
+call, so drift on a shared machine hits both alike; read the ratios, not the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.netns import SUBNET4, Lab  # noqa: E402
+
+GO = Path("/usr/lib/cni")
+
+
+def config(data_dir: str, name: str = "bench", subnet: str = SUBNET4, version: str = "1.0.0") -> dict:
+    return {
+        "cniVersion": version,
+        "name": name,
+        "type": "macvlan",
+        "master": "upl0",
+        "ipam": {"type": "host-local", "subnet": subnet, "routes": [{"dst": "0.0.0.0/0"}], "dataDir": data_dir},
+    }
+
+
+class Impl:
+    def __init__(self, name: str, bindir: Path) -> None:
+        self.name = name
+        self.bindir = bindir
+
+    def call(self, plugin: str, command: str, conf: dict, netns: str, cid: str) -> tuple[float, str]:
+        env = {
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": cid,
+            "CNI_NETNS": netns,
+            "CNI_IFNAME": "eth0",
+            "CNI_PATH": str(self.bindir),
+            "PATH": "/usr/bin:/bin",
+        }
+        data = json.dumps(conf).encode()
+        start = time.perf_counter()
+        proc = subprocess.run([str(self.bindir / plugin)], input=data, env=env, capture_output=True, check=False)
+        elapsed = (time.perf_counter() - start) * 1000
+        if proc.returncode != 0:
+            raise SystemExit(f"{self.name} {plugin} {command} failed: {proc.stdout.decode()} {proc.stderr.decode()}")
+        return elapsed, proc.stdout.decode()
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    s = sorted(samples)
+    return {
+        "median": statistics.median(s),
+        "p90": s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))],
+        "min": s[0],
+        "n": len(s),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--ours", default=str(ROOT / "dist"), help="directory with our macvlan and host-local")
+    parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument("--concurrent", type=int, default=16)
+    parser.add_argument("--json", default=str(ROOT / "bench-results" / "bench.json"))
+    args = parser.parse_args()
+
+    impls = [Impl("ours", Path(args.ours)), Impl("go", GO)]
+    lab = Lab()
+    stores = tempfile.mkdtemp(prefix="cni-bench-")
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        node_fd = os.open(f"/run/netns/{lab.node}", os.O_RDONLY)
+        os.setns(node_fd, 0x40000000)
+        containers = [lab.container(f"b{i}") for i in range(2)]
+        samples: dict[str, dict[str, list[float]]] = {i.name: {} for i in impls}
+
+        def record(impl: Impl, metric: str, ms: float) -> None:
+            samples[impl.name].setdefault(metric, []).append(ms)
+
+        for run in range(args.runs):
+            for impl in impls:
+                conf = config(f"{stores}/{impl.name}")
+                ns = containers[0]
+                ms, out = impl.call("macvlan", "ADD", conf, ns, "bench1")
+                record(impl, "macvlan ADD", ms)
+                prev = {**conf, "prevResult": json.loads(out)}
+                record(impl, "macvlan CHECK", impl.call("macvlan", "CHECK", prev, ns, "bench1")[0])
+                record(impl, "macvlan DEL", impl.call("macvlan", "DEL", prev, ns, "bench1")[0])
+                ms, _ = impl.call("host-local", "ADD", conf, ns, "ipam1")
+                record(impl, "host-local ADD", ms)
+                record(impl, "host-local DEL", impl.call("host-local", "DEL", conf, ns, "ipam1")[0])
+
+        # a growing store: does the per-ADD cost grow with the number of leases?
+        for impl in impls:
+            conf = config(f"{stores}/{impl.name}-seq", "seq", "10.78.0.0/16")
+            ns_list = []
+            times = []
+            for i in range(args.sequential):
+                ns = lab.container(f"s{impl.name[0]}{i}")
+                ns_list.append(ns)
+                times.append(impl.call("macvlan", "ADD", conf, ns, f"seq{i}")[0])
+            samples[impl.name]["seq first 20 ADD"] = times[:20]
+            samples[impl.name]["seq last 20 ADD"] = times[-20:]
+            for i, ns in enumerate(ns_list):
+                impl.call("macvlan", "DEL", conf, ns, f"seq{i}")
+                lab.remove_netns(ns)
+
+        # concurrent ADDs on one network: wall time for all of them
+        for impl in impls:
+            conf = config(f"{stores}/{impl.name}-conc", "conc", "10.79.0.0/16")
+            nss = [lab.container(f"k{impl.name[0]}{i}") for i in range(args.concurrent)]
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=args.concurrent) as pool:
+                list(pool.map(lambda i: impl.call("macvlan", "ADD", conf, nss[i], f"k{i}"), range(args.concurrent)))
+            samples[impl.name][f"{args.concurrent} concurrent ADD (wall)"] = [(time.perf_counter() - start) * 1000]
+            for ns in nss:
+                lab.remove_netns(ns)
+
+        for name, metrics in samples.items():
+            results[name] = {metric: summary(values) for metric, values in metrics.items()}
+    finally:
+        lab.close()
+        subprocess.run(["rm", "-rf", stores], check=False)
+
+    print(f"{'metric':32} {'ours med':>9} {'ours p90':>9} {'go med':>8} {'go p90':>8} {'ours/go':>8}")
+    for metric in results["ours"]:
+        o, g = results["ours"][metric], results["go"][metric]
+        print(
+            f"{metric:32} {o['median']:9.1f} {o['p90']:9.1f} {g['median']:8.1f} {g['p90']:8.1f} {o['median'] / g['median']:8.2f}"
+        )
+    o, g = results["ours"], results["go"]
+    growth = {n: r["seq last 20 ADD"]["median"] / r["seq first 20 ADD"]["median"] for n, r in results.items()}
+    print(f"store growth (last 20 / first 20 ADD median): ours {growth['ours']:.2f}, go {growth['go']:.2f}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"results": results, "growth": growth}, indent=2))
+    print(f"figures written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

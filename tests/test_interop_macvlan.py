@@ -1,0 +1,85 @@
+"""Interop in real namespaces: our macvlan with Go's host-local, and Go's macvlan with our host-local."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GO_VERSIONS, dist_executable, go_plugin
+from tests.netns import GATEWAY4, SUBNET4, Lab, lease_files
+
+pytestmark = [pytest.mark.netns, pytest.mark.interop]
+
+
+def conf(data_dir: Path, version: str) -> dict:
+    return {
+        "cniVersion": version,
+        "name": "mixnet",
+        "type": "macvlan",
+        "master": "upl0",
+        "ipam": {"type": "host-local", "subnet": SUBNET4, "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(data_dir)},
+    }
+
+
+def env(command: str, netns: str, cid: str, cni_path: Path) -> dict[str, str]:
+    return {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": cid,
+        "CNI_NETNS": netns,
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(cni_path),
+    }
+
+
+@pytest.fixture
+def mixed_dirs(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
+    """pairing -> (macvlan executable, CNI_PATH holding the other side's host-local)."""
+    ours_mv, go_mv = dist_executable("macvlan"), go_plugin("macvlan")
+    go_hl, ours_hl = go_plugin("host-local"), dist_executable("host-local")
+    ours_only = tmp_path / "ours-ipam"
+    ours_only.mkdir()
+    (ours_only / "host-local").symlink_to(ours_hl)
+    go_only = tmp_path / "go-ipam"
+    go_only.mkdir()
+    (go_only / "host-local").symlink_to(go_hl)
+    return {"ours-macvlan+go-host-local": (ours_mv, go_only), "go-macvlan+ours-host-local": (go_mv, ours_only)}
+
+
+@pytest.mark.parametrize("pairing", ["ours-macvlan+go-host-local", "go-macvlan+ours-host-local"])
+@pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0"])
+def test_add_check_del_across_implementations(
+    lab: Lab, data_dir: Path, mixed_dirs: dict, pairing: str, version: str
+) -> None:
+    exe, cni_path = mixed_dirs[pairing]
+    config = conf(data_dir, version)
+    c1, c2 = lab.container("c1"), lab.container("c2")
+    r1 = lab.run([str(exe)], env("ADD", c1, "c1", cni_path), config).ok()
+    r2 = lab.run([str(exe)], env("ADD", c2, "c2", cni_path), config).ok()
+    assert [r1["ips"][0]["address"], r2["ips"][0]["address"]] == ["10.77.0.2/24", "10.77.0.3/24"]
+    assert lease_files(data_dir, "mixnet") == {"10.77.0.2": "c1\r\neth0", "10.77.0.3": "c2\r\neth0"}
+    assert lab.ping(c1, "10.77.0.3") and lab.ping(c2, GATEWAY4)
+    if version != "0.3.1":
+        out = lab.run([str(exe)], env("CHECK", c1, "c1", cni_path), {**config, "prevResult": r1})
+        assert (out.code, out.stdout) == (0, ""), out.stdout
+    for cid, ns, result in (("c1", c1, r1), ("c2", c2, r2)):
+        out = lab.run([str(exe)], env("DEL", ns, cid, cni_path), {**config, "prevResult": result})
+        assert (out.code, out.stdout) == (0, ""), out.stdout
+        assert "eth0" not in lab.links(ns)
+    assert lease_files(data_dir, "mixnet") == {}
+
+
+@pytest.mark.parametrize("version", GO_VERSIONS)
+def test_our_macvlan_result_matches_go_apart_from_the_mac(lab: Lab, tmp_path: Path, version: str) -> None:
+    outs = {}
+    for name, exe, path in (
+        ("go", go_plugin("macvlan"), go_plugin("host-local").parent),
+        ("ours", dist_executable("macvlan"), dist_executable("host-local").parent),
+    ):
+        ns = lab.container(f"{name}1")
+        out = lab.run([str(exe)], env("ADD", ns, "c1", path), conf(tmp_path / name, version)).ok()
+        for iface in out.get("interfaces", []):
+            iface["mac"] = "X"
+            iface["sandbox"] = "S"
+        outs[name] = out
+    assert outs["ours"] == outs["go"]
