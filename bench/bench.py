@@ -65,7 +65,7 @@ def summary(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
     return {
         "median": statistics.median(s),
-        "p90": s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))],
+        "p90": s[min(len(s) - 1, round(0.9 * (len(s) - 1)))],
         "min": s[0],
         "n": len(s),
     }
@@ -93,7 +93,7 @@ def main() -> None:
         def record(impl: Impl, metric: str, ms: float) -> None:
             samples[impl.name].setdefault(metric, []).append(ms)
 
-        for run in range(args.runs):
+        for _ in range(args.runs):
             for impl in impls:
                 conf = config(f"{stores}/{impl.name}")
                 ns = containers[0]
@@ -126,8 +126,9 @@ def main() -> None:
             conf = config(f"{stores}/{impl.name}-conc", "conc", "10.79.0.0/16")
             nss = [lab.container(f"k{impl.name[0]}{i}") for i in range(args.concurrent)]
             start = time.perf_counter()
+            jobs = [(impl, conf, ns, f"k{i}") for i, ns in enumerate(nss)]
             with ThreadPoolExecutor(max_workers=args.concurrent) as pool:
-                list(pool.map(lambda i: impl.call("macvlan", "ADD", conf, nss[i], f"k{i}"), range(args.concurrent)))
+                list(pool.map(lambda job: job[0].call("macvlan", "ADD", job[1], job[2], job[3]), jobs))
             samples[impl.name][f"{args.concurrent} concurrent ADD (wall)"] = [(time.perf_counter() - start) * 1000]
             for ns in nss:
                 lab.remove_netns(ns)
@@ -141,9 +142,8 @@ def main() -> None:
     print(f"{'metric':32} {'ours med':>9} {'ours p90':>9} {'go med':>8} {'go p90':>8} {'ours/go':>8}")
     for metric in results["ours"]:
         o, g = results["ours"][metric], results["go"][metric]
-        print(
-            f"{metric:32} {o['median']:9.1f} {o['p90']:9.1f} {g['median']:8.1f} {g['p90']:8.1f} {o['median'] / g['median']:8.2f}"
-        )
+        ratio = o["median"] / g["median"]
+        print(f"{metric:32} {o['median']:9.1f} {o['p90']:9.1f} {g['median']:8.1f} {g['p90']:8.1f} {ratio:8.2f}")
     o, g = results["ours"], results["go"]
     growth = {n: r["seq last 20 ADD"]["median"] / r["seq first 20 ADD"]["median"] for n, r in results.items()}
     print(f"store growth (last 20 / first 20 ADD median): ours {growth['ours']:.2f}, go {growth['go']:.2f}")
