@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PREFIX ?= /opt/cni/bin
 SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec
 
-.PHONY: venv build test lint clean install bench
+.PHONY: venv build test lint clean install bench demo
 
 venv: $(VENV)/.installed
 
@@ -31,9 +31,23 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Installs the fast layout: one frozen tree in LIBDIR, the plugin names as symlinks in PREFIX.
+# LAYOUT=single installs the self-contained single-file executables instead.
+LIBDIR ?= /opt/cni-macvlan
+LAYOUT ?= fast
 install: build
 	install -d $(PREFIX)
+ifeq ($(LAYOUT),single)
 	install -m 0755 dist/host-local dist/macvlan $(PREFIX)/
+else
+	rm -rf $(LIBDIR).new && mkdir -p $(dir $(LIBDIR)) && cp -a dist/cni-macvlan $(LIBDIR).new
+	rm -rf $(LIBDIR) && mv $(LIBDIR).new $(LIBDIR)
+	for p in macvlan host-local; do ln -sfn $(LIBDIR)/cni-macvlan $(PREFIX)/$$p; done
+endif
+
+# A real run of the built plugins in private namespaces: ADD two containers, ping, CHECK, DEL.
+demo: build
+	bash demo/demo.sh dist/fast
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -38,13 +38,14 @@ def go_plugin(name: str) -> Path:
 Runner = Callable[..., Outcome]
 
 
-@pytest.fixture(params=["inprocess", "exec"])
+@pytest.fixture(params=["inprocess", "exec", "fast"])
 def host_local(request: pytest.FixtureRequest) -> Runner:
-    """Run our host-local: in-process through the skeleton, or as dist/host-local exec'd like a runtime does."""
+    """Run our host-local: in-process through the skeleton, or exec'd like a runtime does, as the
+    single-file dist/host-local or from the fast layout dist/fast/host-local."""
     from tests.helpers import json_bytes
 
-    if request.param == "exec":
-        exe = dist_executable("host-local")
+    if request.param in ("exec", "fast"):
+        exe = dist_executable("host-local" if request.param == "exec" else "fast/host-local")
 
         def run(command: str, config: dict[str, Any], **env: Any) -> Outcome:
             return run_exec(exe, cni_env(command, **env), json_bytes(config))
@@ -126,8 +127,12 @@ class MacvlanRunner:
         return self.lab.run([str(self.plugin_dir / plugin)], full_env, config)
 
 
-@pytest.fixture(params=["dist", "source"])
+@pytest.fixture(params=["dist", "fast", "source"])
 def macvlan(request: pytest.FixtureRequest, lab: Any, source_plugin_dir: Path) -> MacvlanRunner:
+    """Our macvlan as the single-file dist/macvlan, from the fast layout dist/fast, or from source;
+    CNI_PATH is the same directory, so the IPAM is the matching host-local."""
     if request.param == "dist":
         return MacvlanRunner(lab, dist_executable("macvlan").parent, "dist")
+    if request.param == "fast":
+        return MacvlanRunner(lab, dist_executable("fast/macvlan").parent, "fast")
     return MacvlanRunner(lab, source_plugin_dir, "source")
