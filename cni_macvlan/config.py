@@ -15,7 +15,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-MAX_NAME = 15
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -93,8 +92,6 @@ def load(config: dict[str, Any], cni_args: dict[str, str]) -> NetConf:
     master = get(config, "master", "") or ""
     if not isinstance(master, str):
         raise _invalid(f"master must be an interface name, got {master!r}")
-    if len(master) > MAX_NAME:
-        raise _invalid(f'master "{master}": interface names are at most {MAX_NAME} characters')
     conf.master = master
 
     mode = get(config, "mode", "") or "bridge"

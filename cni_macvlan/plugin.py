@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 
-from . import __version__, container, ipam_client
-from .cni import cniargs, skel
+from . import __version__, container, ipam_client, parents
+from .cni import cniargs, faults, skel
 from .cni.errors import INTERNAL, INVALID_CONFIG, CNIError
-from .cni.request import Request
+from .cni.request import Request, valid_attachments
 from .cni.result import Interface, Result, parse, render
 from .config import NetConf, ipam_type, load
 from .netlink import Link, Netlink, NetNS
@@ -26,37 +26,50 @@ if TYPE_CHECKING:
 CNI_ARGS_KEYS = frozenset({"MAC", "IP"})
 
 
-def _load(req: Request) -> NetConf:
+def _load(req: Request) -> tuple[NetConf, parents.ParentSpec]:
     conf = load(req.config, cniargs.parse(req.args, CNI_ARGS_KEYS))
-    if not conf.master:
+    spec = parents.plan(conf.master, conf.name)
+    if conf.link_in_container and spec.kind != "link":
         raise CNIError(
             INVALID_CONFIG,
-            "master is required: name the parent interface",
-            'set "master" to a node interface such as "eth0"',
+            "linkInContainer needs an existing master in the container's namespace",
+            'parents are created on the node only: name the container\'s interface in "master"',
         )
-    return conf
+    return conf, spec
 
 
-def _find_master(nl: Netlink, conf: NetConf) -> Link:
-    master = nl.get_link(conf.master)
-    where = "in the container's namespace" if conf.link_in_container else "on this node"
-    if master is None:
-        raise CNIError(INVALID_CONFIG, f'master "{conf.master}" not found {where}', 'create it or fix "master"')
+def _check_mtu(conf: NetConf, master: Link) -> None:
     if conf.mtu > master.mtu:
         raise CNIError(INVALID_CONFIG, f"invalid MTU {conf.mtu}, must be [0, master MTU({master.mtu})]")
+
+
+def _in_container_master(ct: Netlink, conf: NetConf) -> Link:
+    master = ct.get_link(conf.master)
+    if master is None:
+        raise CNIError(
+            INVALID_CONFIG, f'master "{conf.master}" not found in the container\'s namespace', 'fix "master"'
+        )
     return master
 
 
 def cmd_add(req: Request) -> Result:
-    conf = _load(req)
+    conf, spec = _load(req)
+    store = parents.Store(parents.state_dir(req.config))
+    attachment = (conf.name, req.container_id, req.ifname)
     netns_fd = container.open_netns(req.netns)
     undo: list[Callable[[], object]] = []
     try:
         with Netlink() as node:
-            master = None if conf.link_in_container else _find_master(node, conf)
+            master = None
+            if not conf.link_in_container:
+                master = parents.acquire(node, store, spec, attachment)
+                undo.append(lambda: _release_parent(store, attachment))
+                faults.step("parent-acquired")
+                _check_mtu(conf, master)
             with NetNS(netns_fd), Netlink() as ct:
                 if master is None:
-                    master = _find_master(ct, conf)
+                    master = _in_container_master(ct, conf)
+                    _check_mtu(conf, master)
                 link = container.create_macvlan(
                     ct if conf.link_in_container else node,
                     ct,
@@ -70,11 +83,13 @@ def cmd_add(req: Request) -> Result:
                     conf.link_in_container,
                 )
         undo.append(lambda: container.delete_link(netns_fd, req.ifname))
+        faults.step("link-created")
 
         result = Result(interfaces=[Interface(req.ifname, link.mac, req.netns)])
         if conf.ipam_type:
             ipam_result = ipam_client.run(req, conf.ipam_type, "ADD")
             undo.append(lambda: ipam_client.run(req, conf.ipam_type, "DEL"))
+            faults.step("ipam-added")
             if ipam_result is None or not ipam_result.ips:
                 raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
             for ipc in ipam_result.ips:
@@ -102,6 +117,13 @@ def cmd_add(req: Request) -> Result:
         os.close(netns_fd)
 
 
+def _release_parent(store: parents.Store, attachment: parents.Attachment) -> None:
+    if not os.path.exists(store.path):
+        return  # we own no parent on this node
+    with Netlink() as node:
+        parents.release(node, store, attachment)
+
+
 def cmd_del(req: Request) -> None:
     ipam = ipam_type(req.config)
     ipam_error: CNIError | None = None
@@ -122,12 +144,13 @@ def cmd_del(req: Request) -> None:
                 pass  # not a namespace we can enter (already torn down): nothing of ours is left in it
             finally:
                 os.close(fd)
+    _release_parent(parents.Store(parents.state_dir(req.config)), (req.network, req.container_id, req.ifname))
     if ipam_error is not None:
         raise ipam_error
 
 
 def cmd_check(req: Request) -> None:
-    conf = _load(req)
+    conf, spec = _load(req)
     if conf.ipam_type:
         ipam_client.run(req, conf.ipam_type, "CHECK")
     raw = req.config.get("prevResult")
@@ -143,8 +166,8 @@ def cmd_check(req: Request) -> None:
     try:
         if not conf.link_in_container:
             with Netlink() as node:
-                if node.get_link(conf.master) is None:
-                    raise CNIError(INTERNAL, f'failed to lookup master "{conf.master}": Link not found')
+                if node.get_link(spec.name) is None:
+                    raise CNIError(INTERNAL, f'failed to lookup master "{spec.name}": Link not found')
         with NetNS(netns_fd), Netlink() as ct:
             if conf.link_in_container and ct.get_link(conf.master) is None:
                 raise CNIError(INTERNAL, f'failed to lookup master "{conf.master}": Link not found')
@@ -162,9 +185,18 @@ def cmd_status(req: Request) -> None:
 
 
 def cmd_gc(req: Request) -> None:
+    valid = valid_attachments(req.config)
     ipam = ipam_type(req.config)
+    error: CNIError | None = None
     if ipam:
-        ipam_client.run(req, ipam, "GC")
+        try:
+            ipam_client.run(req, ipam, "GC")
+        except CNIError as e:
+            error = e  # go on with the parents, then report (the spec: continue past errors)
+    with Netlink() as node:
+        parents.collect(node, parents.Store(parents.state_dir(req.config)), req.network, valid)
+    if error is not None:
+        raise error
 
 
 PLUGIN = skel.Plugin(

@@ -8,7 +8,8 @@ Layout under ``<dataDir>/<network>/``:
 
 A lease file appears atomically with its content: it is written to a temporary file and hard-linked
 to its address name, which fails with EEXIST like upstream's O_EXCL create, so no reader (nor a crash)
-ever sees an empty or half-written lease. ``last_reserved_ip.<n>`` is replaced by rename.
+ever sees an empty or half-written lease. ``last_reserved_ip.<n>`` is replaced atomically
+(cni.statefile.write_atomic).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from fcntl import LOCK_EX, LOCK_UN, flock
 
 from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
+from cni_macvlan.cni.statefile import write_atomic
 
 from .store import Lease, Store
 
@@ -75,8 +77,7 @@ class DiskStore(Store):
         return True
 
     def _write_last_reserved(self, range_id: str, text: str) -> None:
-        tmp = self._write_tmp(text)
-        os.rename(tmp, os.path.join(self.dir, LAST_RESERVED_PREFIX + range_id))
+        write_atomic(os.path.join(self.dir, LAST_RESERVED_PREFIX + range_id), text.encode())
 
     def last_reserved(self, range_id: str) -> tuple[int, int] | None:
         try:
@@ -111,7 +112,7 @@ class DiskStore(Store):
         """Temporary files left by a process killed mid-write (call with the lock held)."""
         removed = []
         for name in os.listdir(self.dir):
-            if name.startswith(TMP_PREFIX):
+            if name.startswith(TMP_PREFIX) or (name.startswith(".") and ".tmp-" in name):
                 try:
                     os.unlink(os.path.join(self.dir, name))
                     removed.append(name)

@@ -13,7 +13,7 @@ from cni_macvlan import __version__
 from cni_macvlan.cni import cniargs, skel
 from cni_macvlan.cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, NOT_AVAILABLE, CNIError
 from cni_macvlan.cni.ip import format_ip, parse_cidr
-from cni_macvlan.cni.request import Request
+from cni_macvlan.cni.request import Request, valid_attachments
 from cni_macvlan.cni.result import IPConfig, Result, parse
 
 from . import config as ipam_config
@@ -145,28 +145,8 @@ def cmd_check(req: Request) -> None:
                 )
 
 
-def _valid_attachments(config: dict[str, Any]) -> set[tuple[str, str]]:
-    raw = config.get("cni.dev/valid-attachments")
-    if raw is None:
-        raw = config.get("cni.dev/attachments")
-    if raw is None:
-        raise CNIError(
-            INVALID_CONFIG,
-            "GC needs cni.dev/valid-attachments",
-            "the runtime sends the attachments to keep; without them GC would release every lease",
-        )
-    if not isinstance(raw, list):
-        raise CNIError(INVALID_CONFIG, f"cni.dev/valid-attachments must be a list, got {raw!r}")
-    valid = set()
-    for item in raw:
-        if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
-            raise CNIError(INVALID_CONFIG, f"cni.dev/valid-attachments entry {item!r} has no containerID")
-        valid.add((item["containerID"].strip(), str(item.get("ifname") or "")))
-    return valid
-
-
 def cmd_gc(req: Request) -> None:
-    valid = _valid_attachments(req.config)
+    valid = valid_attachments(req.config)
     valid_ids = {cid for cid, _ in valid}
     data_dir, network = _store_dir(req)
     if not os.path.isdir(os.path.join(data_dir, network)):

@@ -320,7 +320,11 @@ def assert_untouched(lab: Lab, ns: str, data_dir: Path, leases: dict[str, str] |
     [
         ({"mode": "bogus"}, 7, 'unknown macvlan mode: "bogus"'),
         ({"master": "nosuchdev0"}, 7, 'master "nosuchdev0" not found'),
-        ({"master": ""}, 7, "master is required"),
+        ({"master": "upl0.5000"}, 7, 'master "upl0.5000": VLAN id must be 1-4094'),
+        ({"master": "upl0.x"}, 7, "VLAN id must be 1-4094"),
+        ({"master": "a.b.c"}, 7, "with one"),
+        ({"master": "nosuch0.50"}, 7, 'its parent "nosuch0" does not exist'),
+        ({"master": "averyveryverylongname"}, 7, "at most 15 characters"),
         ({"mtu": -1}, 7, "invalid MTU -1"),
         ({"mac": "zz:11"}, 7, "invalid args zz:11 for MAC addr"),
         ({"ipam": {"type": "host-local", "subnet": "10.77.0.0/33"}}, 7, "invalid CIDR address: 10.77.0.0/33"),
@@ -344,6 +348,8 @@ def test_a_failing_add_leaves_nothing_behind(
     assert message in err["msg"]
     assert "Traceback" not in json.dumps(err)
     assert_untouched(lab, ns, data_dir)
+    state = data_dir.parent / "parents-state" / "parents.json"
+    assert not state.exists() or json.loads(state.read_text())["parents"] == {}
 
 
 def test_an_exhausted_pool_leaves_no_link(macvlan: MacvlanRunner, lab: Lab, data_dir: Path) -> None:

@@ -184,3 +184,26 @@ def _validated(
     if "CNI_IFNAME" in required:
         check_ifname(request.ifname)
     return request
+
+
+def valid_attachments(config: dict[str, Any]) -> set[tuple[str, str]]:
+    """GC's list of attachments to keep, as (container ID, ifname): ``cni.dev/valid-attachments``, or the
+    ``cni.dev/attachments`` of the spec-v1.1.0 text. Refused when neither is there: an empty list is
+    meaningful (keep nothing), a missing one is a runtime error we must not read as "keep nothing"."""
+    raw = config.get("cni.dev/valid-attachments")
+    if raw is None:
+        raw = config.get("cni.dev/attachments")
+    if raw is None:
+        raise CNIError(
+            INVALID_CONFIG,
+            "GC needs cni.dev/valid-attachments",
+            "the runtime sends the attachments to keep; without them GC would release everything",
+        )
+    if not isinstance(raw, list):
+        raise CNIError(INVALID_CONFIG, f"cni.dev/valid-attachments must be a list, got {raw!r}")
+    valid = set()
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
+            raise CNIError(INVALID_CONFIG, f"cni.dev/valid-attachments entry {item!r} has no containerID")
+        valid.add((item["containerID"].strip(), str(item.get("ifname") or "")))
+    return valid

@@ -1,0 +1,284 @@
+"""Parents: the node interface a macvlan hangs from, and the ones we create and own.
+
+Rule of membership: every decision about parent interfaces lives here, as Docker's macvlan driver
+makes them. ``master`` names an existing link: it is used as is and never modified (but brought up)
+or deleted. ``master`` of the form ``<parent>.<vid>`` that does not exist: we create the 802.1Q
+sub-interface (VLAN ``vid`` on ``<parent>``, bringing ``<parent>`` up first) and own it. ``master``
+omitted: we create and own the dummy ``dm-<12 hex of sha256(network name)>``; macvlans on it reach
+each other and nothing else.
+
+Theory of ownership. The owned parents are recorded in ``<stateDir>/parents.json`` with the
+attachments (network, container ID, ifname) using each, under ``flock`` on ``parents.lock``, and the
+file is replaced atomically. ADD records its attachment *before* it creates a parent, and DEL or GC
+delete a parent only when, under the same lock, no attachment is left: so two ADDs racing to create
+one parent make one link, a DEL racing an ADD never deletes the parent the ADD is attaching to, and a
+process killed anywhere leaves a record that the next DEL or GC of the attachment cleans up. A record
+also holds the parent's ifindex: a link of that name with another ifindex is someone else's (made
+after ours vanished) and is never touched. An owned parent that vanished (a reboot) is recreated by
+the next ADD.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .cni import faults, jsonio, statefile
+from .cni.errors import INTERNAL, INVALID_CONFIG, CNIError
+from .netlink import Link, Netlink, NetlinkError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_STATE_DIR = "/var/lib/cni/cni-macvlan"
+STATE_FILE = "parents.json"
+LOCK_FILE = "parents.lock"
+MAX_NAME = 15
+
+Attachment = tuple[str, str, str]  # (network, container ID, ifname)
+
+
+# ---- what a master names (pure) ----
+
+
+class ParentSpec:
+    """What ``master`` asks for: ``kind`` is "link" (must exist unless it is ours), "vlan" or "dummy"."""
+
+    __slots__ = ("base", "kind", "name", "vid")
+
+    def __init__(self, name: str, kind: str, base: str = "", vid: int = 0) -> None:
+        self.name = name
+        self.kind = kind
+        self.base = base
+        self.vid = vid
+
+
+def dummy_name(network: str) -> str:
+    # the C sha256 without hashlib (whose import would pull in OpenSSL): _sha2 on 3.12, _sha256 before
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # pragma: no cover - Python 3.11
+        from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+    digest: str = sha256(network.encode()).hexdigest()
+    return "dm-" + digest[:12]
+
+
+def plan(master: str, network: str) -> ParentSpec:
+    """The parent ``master`` asks for, by Docker's rules; CNIError (code 7) naming the rule it breaks."""
+    if not master:
+        return ParentSpec(dummy_name(network), "dummy")
+    if len(master) > MAX_NAME:
+        raise CNIError(
+            INVALID_CONFIG,
+            f'master "{master}": interface names are at most {MAX_NAME} characters',
+            "use a shorter parent name (a VLAN parent is <parent>.<vid>, 15 characters in all)",
+        )
+    if "." not in master:
+        return ParentSpec(master, "link")
+    parts = master.split(".")
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        return ParentSpec(master, "link", base="", vid=-1)  # only valid if it exists: see resolve()
+    base, vid_text = parts
+    vid = int(vid_text) if vid_text.isdigit() else -1
+    return ParentSpec(master, "vlan", base, vid)
+
+
+def _check_vlan(spec: ParentSpec) -> None:
+    if spec.vid == -1 and spec.kind == "link":
+        raise CNIError(
+            INVALID_CONFIG,
+            f'master "{spec.name}" does not exist, and a VLAN parent to create is <parent>.<vid> with one "."',
+            'name an existing interface, or write the VLAN parent as "eth0.50"',
+        )
+    if not 1 <= spec.vid <= 4094:
+        raise CNIError(
+            INVALID_CONFIG,
+            f'master "{spec.name}": VLAN id must be 1-4094',
+            f'the part after "." is the 802.1Q VLAN id; "{spec.name.split(".", 1)[1]}" is not one',
+        )
+
+
+# ---- the ownership record (pure over plain data) ----
+
+
+class Ownership:
+    """parents.json: name -> {"kind", "base", "vid", "ifindex", "attachments": [[net, cid, ifname], ...]}."""
+
+    def __init__(self, parents: dict[str, dict[str, Any]] | None = None) -> None:
+        self.parents = parents or {}
+
+    @classmethod
+    def load(cls, data: bytes | None) -> Ownership:
+        if not data:
+            return cls()
+        try:
+            doc = jsonio.loads(data)
+        except jsonio.DecodeError:
+            doc = None
+        if not isinstance(doc, dict) or not isinstance(doc.get("parents"), dict):
+            raise CNIError(INTERNAL, f"the owned-parents record is unreadable: {data[:80]!r}")
+        return cls(doc["parents"])
+
+    def dump(self) -> bytes:
+        return jsonio.dumps({"version": 1, "parents": self.parents}).encode()
+
+    def attach(self, spec: ParentSpec, att: Attachment) -> None:
+        rec = self.parents.setdefault(
+            spec.name, {"kind": spec.kind, "base": spec.base, "vid": spec.vid, "ifindex": 0, "attachments": []}
+        )
+        if list(att) not in rec["attachments"]:
+            rec["attachments"].append(list(att))
+
+    def detach(self, att: Attachment) -> list[str]:
+        """Drop the attachment everywhere; the names of the owned parents it was recorded on."""
+        touched = []
+        for name, rec in self.parents.items():
+            if list(att) in rec["attachments"]:
+                rec["attachments"].remove(list(att))
+                touched.append(name)
+        return touched
+
+    def keep_only(self, network: str, valid: set[tuple[str, str]]) -> None:
+        """GC: drop this network's attachments whose (container ID, ifname) is not in ``valid``."""
+        for rec in self.parents.values():
+            rec["attachments"] = [a for a in rec["attachments"] if a[0] != network or (a[1], a[2]) in valid]
+
+    def unused(self) -> list[str]:
+        return [name for name, rec in self.parents.items() if not rec["attachments"]]
+
+    def owns(self, name: str, link: Link | None) -> bool:
+        """Is ``link`` (the link named ``name`` now, or None) the parent we created?"""
+        rec = self.parents.get(name)
+        if rec is None:
+            return False
+        return link is None or rec["ifindex"] in (0, link.index)
+
+
+# ---- the node side (netlink and the state file) ----
+
+
+class Store:
+    """The owned-parents record of one state directory."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.dir = state_dir
+        self.path = os.path.join(state_dir, STATE_FILE)
+
+    def peek(self) -> Ownership:
+        """Read without the lock (the file is replaced atomically): for the fast path of ADD."""
+        return Ownership.load(statefile.read(self.path))
+
+    def locked(self) -> statefile.Locked:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        return statefile.Locked(os.path.join(self.dir, LOCK_FILE))
+
+    def load(self) -> Ownership:
+        return Ownership.load(statefile.read(self.path))
+
+    def save(self, own: Ownership) -> None:
+        own.parents = {name: rec for name, rec in own.parents.items() if rec["attachments"]}
+        statefile.write_atomic(self.path, own.dump(), fsync=True)
+
+
+def state_dir(config: dict[str, Any]) -> str:
+    value = config.get("stateDir") or DEFAULT_STATE_DIR
+    if not isinstance(value, str) or "\0" in value:
+        raise CNIError(INVALID_CONFIG, f"stateDir must be a directory path, got {value!r}")
+    return value
+
+
+def acquire(node: Netlink, store: Store, spec: ParentSpec, att: Attachment) -> Link:
+    """The parent link for an ADD, created if it is ours to create; the attachment recorded if we own it."""
+    link = node.get_link(spec.name)
+    if link is not None and spec.name not in store.peek().parents:
+        return link  # an interface we did not create: used as is
+    if link is None and spec.kind != "dummy":
+        if spec.kind == "link" and spec.vid != -1:
+            raise CNIError(INVALID_CONFIG, f'master "{spec.name}" not found on this node', 'create it, or fix "master"')
+        _check_vlan(spec)  # a name we would create: it must follow the <parent>.<vid> rule
+    with store.locked():
+        own = store.load()
+        link = node.get_link(spec.name)
+        if link is not None and not own.owns(spec.name, link):
+            own.parents.pop(spec.name, None)  # ours vanished, and someone else made a link of that name
+            store.save(own)
+            return link
+        own.attach(spec, att)
+        if link is None:
+            store.save(own)  # the record first: a crash from here on leaves something DEL/GC can clean
+            faults.step("parent-recorded")
+            try:
+                link = _create(node, spec)
+                faults.step("parent-created")
+            except BaseException:
+                own.detach(att)
+                store.save(own)
+                raise
+        own.parents[spec.name]["ifindex"] = link.index
+        store.save(own)
+        return link
+
+
+def _create(node: Netlink, spec: ParentSpec) -> Link:
+    try:
+        if spec.kind == "vlan":
+            base = node.get_link(spec.base)
+            if base is None:
+                raise CNIError(
+                    INVALID_CONFIG,
+                    f'master "{spec.name}": its parent "{spec.base}" does not exist',
+                    "a VLAN parent is created on an existing interface of the node",
+                )
+            if not base.up:
+                node.set_up(base.index)  # the VLAN can't carry traffic on a parent that is down
+            node.create_vlan(spec.name, base.index, spec.vid)
+        else:
+            node.create_dummy(spec.name)
+    except NetlinkError as e:
+        if e.errno != 17:  # EEXIST: made meanwhile by a process that does not take our lock
+            what = f"802.1Q VLAN {spec.vid} on {spec.base}" if spec.kind == "vlan" else "dummy parent"
+            raise CNIError(INTERNAL, f'failed to create {what} "{spec.name}": {e.strerror}') from None
+    link = node.get_link(spec.name)
+    if link is None:
+        raise CNIError(INTERNAL, f'parent "{spec.name}" vanished right after it was created')
+    if not link.up:
+        node.set_up(link.index)
+    return link
+
+
+def _delete_if_ours(node: Netlink, own: Ownership, name: str) -> None:
+    link = node.get_link(name)
+    if link is not None and own.owns(name, link):
+        try:
+            node.delete_link(link.index)
+        except NetlinkError as e:
+            if e.errno != 19:  # ENODEV: already gone
+                raise
+    own.parents.pop(name, None)
+
+
+def release(node: Netlink, store: Store, att: Attachment) -> None:
+    """DEL: forget the attachment; delete each owned parent it was the last user of."""
+    if not os.path.exists(store.path):
+        return
+    with store.locked():
+        own = store.load()
+        if not own.detach(att):
+            return
+        for name in own.unused():
+            _delete_if_ours(node, own, name)
+        store.save(own)
+
+
+def collect(node: Netlink, store: Store, network: str, valid: set[tuple[str, str]]) -> list[str]:
+    """GC: drop the network's stale attachments and delete the owned parents left without any."""
+    if not os.path.exists(store.path):
+        return []
+    with store.locked():
+        own = store.load()
+        own.keep_only(network, valid)
+        emptied = own.unused()
+        for name in emptied:
+            _delete_if_ours(node, own, name)
+        store.save(own)
+        return emptied
