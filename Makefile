@@ -31,7 +31,8 @@ test-host: build
 	CNI_REQUIRE_DIST=1 $(PY) -m pytest -n auto -q -m "not vm" tests
 
 test-vm: build
-	tools/run-in-vm.sh -- env CNI_REQUIRE_DIST=1 $(PY) -m pytest -q -p no:cacheprovider -m vm tests
+	tools/run-in-vm.sh -L "$$($(PY) -c 'import sys; print(sys.base_prefix)')" -- \
+		env CNI_REQUIRE_DIST=1 PYTHONDONTWRITEBYTECODE=1 $(PY) -m pytest -q -p no:cacheprovider -m vm tests
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -21,7 +21,9 @@ def main() -> None:
     if module is None:
         sys.stderr.write(f"cni-macvlan: unknown plugin name {name!r}; install as one of: {', '.join(PLUGINS)}\n")
         sys.exit(2)
-    __import__(module, fromlist=["main"]).main()
+    from cni_macvlan.cni import skel
+
+    skel.main(__import__(module, fromlist=["PLUGIN"]).PLUGIN)
 
 
 if __name__ == "__main__":

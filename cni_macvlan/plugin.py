@@ -124,14 +124,20 @@ def _release_parent(store: parents.Store, attachment: parents.Attachment) -> Non
         parents.release(node, store, attachment)
 
 
-def cmd_del(req: Request) -> None:
+def _ipam_best_effort(req: Request, command: str) -> CNIError | None:
+    """DEL and GC go on past an IPAM failure (to clean up what is ours) and report it at the end."""
     ipam = ipam_type(req.config)
-    ipam_error: CNIError | None = None
-    if ipam:
-        try:
-            ipam_client.run(req, ipam, "DEL")
-        except CNIError as e:
-            ipam_error = e  # still remove the link; then report, so the runtime retries
+    if not ipam:
+        return None
+    try:
+        ipam_client.run(req, ipam, command)
+    except CNIError as e:
+        return e
+    return None
+
+
+def cmd_del(req: Request) -> None:
+    ipam_error = _ipam_best_effort(req, "DEL")  # first, and whatever state the namespace is in
     if req.netns:
         try:
             fd = os.open(req.netns, os.O_RDONLY | os.O_CLOEXEC)
@@ -186,13 +192,7 @@ def cmd_status(req: Request) -> None:
 
 def cmd_gc(req: Request) -> None:
     valid = valid_attachments(req.config)
-    ipam = ipam_type(req.config)
-    error: CNIError | None = None
-    if ipam:
-        try:
-            ipam_client.run(req, ipam, "GC")
-        except CNIError as e:
-            error = e  # go on with the parents, then report (the spec: continue past errors)
+    error = _ipam_best_effort(req, "GC")
     with Netlink() as node:
         parents.collect(node, parents.Store(parents.state_dir(req.config)), req.network, valid)
     if error is not None:
@@ -204,11 +204,3 @@ PLUGIN = skel.Plugin(
     __version__,
     {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "GC": cmd_gc, "STATUS": cmd_status},
 )
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
-
-if __name__ == "__main__":
-    main()

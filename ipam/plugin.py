@@ -198,11 +198,3 @@ PLUGIN = skel.Plugin(
     __version__,
     {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "GC": cmd_gc, "STATUS": cmd_status},
 )
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
-
-if __name__ == "__main__":
-    main()

@@ -80,7 +80,12 @@ def test_dummy_names_are_stable_per_network() -> None:
 
 @pytest.mark.parametrize(
     "master,kind,base,vid",
-    [("eth0", "link", "", 0), ("eth0.50", "vlan", "eth0", 50), ("foo", "link", "", 0), ("bond0.4094", "vlan", "bond0", 4094)],
+    [
+        ("eth0", "link", "", 0),
+        ("eth0.50", "vlan", "eth0", 50),
+        ("foo", "link", "", 0),
+        ("bond0.4094", "vlan", "bond0", 4094),
+    ],
 )
 def test_plan(master: str, kind: str, base: str, vid: int) -> None:
     spec = parents.plan(master, "n")

@@ -11,5 +11,5 @@ _AT = os.environ.get("CNI_MACVLAN_CRASH_AT", "")
 
 
 def step(name: str) -> None:
-    if _AT == name:
+    if name == _AT:
         os.kill(os.getpid(), 9)
