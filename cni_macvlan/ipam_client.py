@@ -41,7 +41,16 @@ def same_build(path: str) -> bool:
 
 
 def child_env(req: Request) -> dict[str, str]:
-    env = dict(os.environ)
+    """Our environment for a delegate, as libcni would have given it: without what PyInstaller's
+    bootloader added (its ``_PYI_*`` bookkeeping, and our library directory in LD_LIBRARY_PATH, which
+    would make another frozen program or a dynamically linked plugin load our bundled libraries)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_PYI_")}
+    if getattr(sys, "frozen", False):
+        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
+        if original is None:
+            env.pop("LD_LIBRARY_PATH", None)
+        else:
+            env["LD_LIBRARY_PATH"] = original
     env.update(
         CNI_CONTAINERID=req.container_id,
         CNI_NETNS=req.netns,

@@ -421,3 +421,29 @@ def test_our_own_host_local_runs_in_process_with_the_same_effects(lab: Lab, tmp_
         run("DEL", conf(store), ns, **extra).ok()
         assert lease_files(store, "mvnet") == {}
     assert outcomes["inprocess"] == outcomes["exec"]
+
+
+@pytest.mark.parametrize("layout", ["macvlan", "fast/macvlan"])
+def test_a_delegate_gets_libcnis_environment_not_the_bootloaders(lab: Lab, tmp_path: Path, layout: str) -> None:
+    """PyInstaller's bootloader sets LD_LIBRARY_PATH to its bundle and _PYI_* variables: a delegated
+    IPAM must not inherit them (they would make it load our bundled libraries)."""
+    from tests.conftest import MacvlanRunner, dist_executable
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = dist_executable(layout)
+    (bindir / "macvlan").symlink_to(exe.resolve() if layout.startswith("fast") else exe)
+    spy = bindir / "envspy"
+    spy.write_text(
+        "#!/bin/sh\ncat >/dev/null\n"
+        'vars=$(env | grep -E "^(LD_LIBRARY_PATH|_PYI_)" | cut -d= -f1 | tr "\\n" " ")\n'
+        'printf \'{"cniVersion":"1.0.0","ips":[{"address":"10.77.0.9/24"}],"dns":{"domain":"%s|%s|%s"}}\' '
+        '"$LD_LIBRARY_PATH" "$vars" "$CNI_COMMAND"\n'
+    )
+    spy.chmod(0o755)
+    run = MacvlanRunner(lab, bindir, "dist")
+    config = conf(tmp_path, ipam={"type": "envspy"}, dns={})
+    result = run("ADD", config, lab.container("c1"), LD_LIBRARY_PATH="/opt/mine").ok()
+    assert result["dns"]["domain"] == "/opt/mine|LD_LIBRARY_PATH |ADD", (
+        "the caller's LD_LIBRARY_PATH, nothing of the bootloader's"
+    )
