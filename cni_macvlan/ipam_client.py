@@ -61,10 +61,29 @@ def child_env(req: Request) -> dict[str, str]:
     return {k: v for k, v in env.items() if v}
 
 
+def _in_process(req: Request, ipam_type: str) -> tuple[str, bool]:
+    executable = delegate.find_in_path(ipam_type, req.path)
+    inproc = ipam_type == "host-local" and not os.environ.get("CNI_MACVLAN_IPAM_EXEC") and same_build(executable)
+    return executable, inproc
+
+
+def precheck(req: Request, ipam_type: str) -> None:
+    """Before ADD touches the node: the IPAM is in CNI_PATH, and when it is ours, its config is valid
+    (so a bad range fails before a parent or a link is made, not after)."""
+    _, inproc = _in_process(req, ipam_type)
+    if inproc:
+        from ipam import config as ipam_config
+        from ipam.plugin import CNI_ARGS_KEYS
+
+        from .cni import cniargs
+
+        ipam_config.load(req.config, cniargs.parse(req.args, CNI_ARGS_KEYS), req.version)
+
+
 def run(req: Request, ipam_type: str, command: str) -> Result | None:
     """The IPAM's ``command`` for this request; its Result for ADD; CNIError on failure."""
-    executable = delegate.find_in_path(ipam_type, req.path)
-    if ipam_type == "host-local" and not os.environ.get("CNI_MACVLAN_IPAM_EXEC") and same_build(executable):
+    executable, inproc = _in_process(req, ipam_type)
+    if inproc:
         from ipam.plugin import PLUGIN
 
         log.debug(f"ipam {command}: {ipam_type} in-process ({executable} is this build)")

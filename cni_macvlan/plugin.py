@@ -56,6 +56,8 @@ def cmd_add(req: Request) -> Result:
     conf, spec = _load(req)
     store = parents.Store(parents.state_dir(req.config))
     attachment = (conf.name, req.container_id, req.ifname)
+    if conf.ipam_type:
+        ipam_client.precheck(req, conf.ipam_type)
     netns_fd = container.open_netns(req.netns)
     undo: list[Callable[[], object]] = []
     try:

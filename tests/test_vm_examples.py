@@ -1,0 +1,93 @@
+"""The conf-examples that need 802.1Q or a dummy parent, in the VM lane, with the seed's addresses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MacvlanRunner, dist_executable
+from tests.examples import addresses, load
+from tests.netns import Lab, sh
+from tests.test_vm_parents import _needs_vlan_and_dummy, node_links, vlan_upstream  # noqa: F401
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.fixture
+def run(lab: Lab) -> MacvlanRunner:
+    return MacvlanRunner(lab, dist_executable("fast/macvlan").parent, "fast")
+
+
+def add_check(run: MacvlanRunner, config: dict, ns: str, cid: str) -> dict:
+    result = run("ADD", config, ns, container_id=cid).ok()
+    out = run("CHECK", {**config, "prevResult": result}, ns, container_id=cid)
+    assert (out.code, out.stdout) == (0, ""), out.stdout
+    return result
+
+
+def test_macvlan50_and_macvlan60(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+    vlan_upstream(lab, 50, "192.168.50.1/24")
+    vlan_upstream(lab, 60, "192.168.60.1/24")
+    a, b, c = lab.container("a"), lab.container("b"), lab.container("c")
+    r50 = add_check(run, load("30-macvlan50.conflist", tmp_path), a, "a")
+    add_check(run, load("30-macvlan50.conflist", tmp_path), b, "b")
+    r60 = add_check(run, load("31-macvlan60.conflist", tmp_path), c, "c")
+    assert addresses(r50) == ["192.168.50.2/24"] and addresses(r60) == ["192.168.60.2/24"]
+    assert {"upl0.50", "upl0.60"} <= set(node_links(lab))
+    assert lab.ping(a, "192.168.50.1") and lab.ping(a, "192.168.50.3") and lab.ping(c, "192.168.60.1")
+    assert not lab.ping(a, "192.168.60.2")
+    for cid, ns, name in (("a", a, "30-macvlan50"), ("b", b, "30-macvlan50"), ("c", c, "31-macvlan60")):
+        run("DEL", load(f"{name}.conflist", tmp_path), ns, container_id=cid).ok()
+    assert set(node_links(lab)) == {"lo", "upl0"}
+
+
+def test_mcv101_requested_ips_land_in_their_subnet(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+    vlan_upstream(lab, 101, "10.1.20.1/24")
+    sh("ip", "-n", lab.upstream, "addr", "add", "10.1.10.1/24", "dev", "upr0.101")
+    a, b, c = lab.container("a"), lab.container("b"), lab.container("c")
+    ra = add_check(run, load("40-mcv101.conflist", tmp_path, {"ips": ["10.1.20.10"]}), a, "a")
+    rb = add_check(run, load("40-mcv101.conflist", tmp_path, {"ips": ["10.1.10.10"]}), b, "b")
+    rc = add_check(run, load("40-mcv101.conflist", tmp_path, {"ips": ["10.1.20.11"]}), c, "c")
+    assert [(ip["address"], ip["gateway"]) for r in (ra, rb) for ip in r["ips"]] == [
+        ("10.1.20.10/24", "10.1.20.1"),
+        ("10.1.10.10/24", "10.1.10.1"),
+    ]
+    assert addresses(rc) == ["10.1.20.11/24"]
+    assert lab.ping(a, "10.1.20.11"), "containers of one subnet reach each other"
+    assert lab.ping(b, "10.1.10.1")
+
+
+def test_macvlan216_one_v4_and_one_v6_each(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+    vlan_upstream(lab, 218, "192.168.216.1/24")
+    sh("ip", "-n", lab.upstream, "addr", "add", "2001:db8:abc8::10/64", "dev", "upr0.218", "nodad")
+    a, b = lab.container("a"), lab.container("b")
+    ra = add_check(run, load("50-macvlan216.conflist", tmp_path), a, "a")
+    rb = add_check(run, load("50-macvlan216.conflist", tmp_path, {"ips": ["2001:db8:abc8::20"]}), b, "b")
+    assert addresses(ra) == ["192.168.216.2/24", "2001:db8:abc8::1/64"]
+    assert addresses(rb)[1] == "2001:db8:abc8::20/64"
+    assert any(r.startswith("default via 2001:db8:abc8::10") for r in lab.routes(a, "-6"))
+    assert lab.ping(a, "2001:db8:abc8::10") and lab.ping(a, "2001:db8:abc8::20")
+
+
+@pytest.mark.parametrize("example,name", [("70-macvlan40.conflist", "upl0.40"), ("71-foo.conflist", "foo")])
+def test_pre_made_parents_are_used_and_kept(
+    run: MacvlanRunner, lab: Lab, tmp_path: Path, example: str, name: str
+) -> None:
+    sh("ip", "-n", lab.node, "link", "add", "link", "upl0", "name", name, "type", "vlan", "id", "40")
+    config = load(example, tmp_path)
+    ns = lab.container("c1")
+    add_check(run, config, ns, "c1")
+    run("DEL", config, ns, container_id="c1").ok()
+    assert name in node_links(lab)
+
+
+def test_no_parent_means_an_isolated_dummy(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+    config = load("80-no-parent.conflist", tmp_path)
+    a, b = lab.container("a"), lab.container("b")
+    add_check(run, config, a, "a")
+    add_check(run, config, b, "b")
+    assert lab.ping(a, "10.99.0.3")
+    for cid, ns in (("a", a), ("b", b)):
+        run("DEL", config, ns, container_id=cid).ok()
+    assert set(node_links(lab)) == {"lo", "upl0"}
