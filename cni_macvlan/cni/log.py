@@ -1,16 +1,84 @@
-"""Debug logging to stderr (never stdout: stdout carries only the result or the error).
+"""Logging for operators: a log file and a level from the config or the environment, never stdout.
 
-Off unless CNI_MACVLAN_DEBUG is set; the `logging` package stays off the exec path (10 ms).
+stdout carries only the result or the CNI error. Log lines go to ``logFile`` (config key) or
+``CNI_MACVLAN_LOG_FILE`` (environment, which wins), at ``logLevel`` / ``CNI_MACVLAN_LOG_LEVEL``
+(debug, info, warning, error; default info when a file is set). Without a file nothing is logged,
+except that ``CNI_MACVLAN_DEBUG=1`` sends debug lines to stderr. Each line is one ``write`` to a file
+opened for appending, so lines of concurrent plugin runs never interleave. The ``logging`` package
+stays off the exec path (10 ms of imports).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
-ENABLED = bool(os.environ.get("CNI_MACVLAN_DEBUG"))
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+_DEBUG = bool(os.environ.get("CNI_MACVLAN_DEBUG"))
+_threshold = 10 if _DEBUG else 100
+_fd = 2 if _DEBUG else -1
+_context = ""
+
+
+def configure(plugin: str, env: Mapping[str, str], config: dict[str, Any]) -> str:
+    """Set the destination, level and line prefix for this run; the problem with the settings, if any."""
+    global _fd, _threshold, _context
+    get = env.get
+    path = get("CNI_MACVLAN_LOG_FILE") or config.get("logFile") or ""
+    level = str(get("CNI_MACVLAN_LOG_LEVEL") or config.get("logLevel") or "info").lower()
+    command, cid, ifname = get("CNI_COMMAND", ""), get("CNI_CONTAINERID", ""), get("CNI_IFNAME", "")
+    _context = f"{plugin} {command} container={cid} ifname={ifname}"
+    problem = ""
+    if level not in LEVELS:
+        problem = f"unknown log level {level!r} (use debug, info, warning or error)"
+        level = "info"
+    if _fd > 2:
+        os.close(_fd)  # a previous run in this process (tests call handle() many times)
+    _fd, _threshold = (2, 10) if _DEBUG else (-1, 100)
+    if isinstance(path, str) and path:
+        try:
+            _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            _threshold = LEVELS[level]
+        except OSError as e:
+            problem = f"cannot open log file {path!r}: {e.strerror}"
+    return problem
+
+
+def _emit(level: str, message: str) -> None:
+    if LEVELS[level] < _threshold or _fd < 0:
+        return
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    line = f"{stamp} {level.upper()} [{os.getpid()}] {_context}: {message}\n"
+    try:
+        os.write(_fd, line.encode("utf-8", "replace"))
+    except OSError:
+        pass  # logging never fails a CNI operation
 
 
 def debug(message: str) -> None:
-    if ENABLED:
-        sys.stderr.write(f"cni-macvlan[{os.getpid()}]: {message}\n")
+    _emit("debug", message)
+
+
+def info(message: str) -> None:
+    _emit("info", message)
+
+
+def warning(message: str) -> None:
+    _emit("warning", message)
+
+
+def error(message: str) -> None:
+    _emit("error", message)
+
+
+def flush_stderr() -> None:
+    if _fd == 2:
+        sys.stderr.flush()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import jsonio, versions
+from . import jsonio, log, versions
 from .errors import INTERNAL, INVALID_NETNS, IO_FAILURE, CNIError
 from .request import Request, from_env
 from .result import Result, render
@@ -56,6 +56,9 @@ def handle(plugin: Plugin, env: Mapping[str, str], stdin: bytes) -> tuple[int, s
             return 0, _version_reply(stdin), ""
         request = from_env(env, stdin)
         version = request.version
+        problem = log.configure(plugin.name, env, request.config)
+        if problem:
+            log.warning(problem)
         verb = plugin.verbs.get(request.command)
         if verb is None:
             raise CNIError(INTERNAL, f"{plugin.name} does not implement {request.command}")
@@ -68,22 +71,19 @@ def handle(plugin: Plugin, env: Mapping[str, str], stdin: bytes) -> tuple[int, s
             raise CNIError(INVALID_NETNS, "plugin's netns and netns from CNI_NETNS should not be the same")
         result = verb(request)
         if result is None:
+            log.info("ok")
             return 0, "", ""
+        log.info("ok: " + " ".join(ip.address for ip in result.ips))
         return 0, jsonio.dumps(render(result, version)), ""
     except CNIError as e:
+        log.error(f"code {e.code}: {e.msg}" + (f" ({e.details})" if e.details else ""))
         return 1, jsonio.dumps(e.to_dict(e.cni_version or version)), ""
     except Exception as e:  # the last line of defence: the runtime gets a CNI error, not a traceback
-        detail = f"{type(e).__name__}: {e}"
-        log = ""
-        if env.get("CNI_MACVLAN_DEBUG"):
-            import traceback
+        import traceback
 
-            log = traceback.format_exc()
-        return (
-            1,
-            jsonio.dumps(CNIError(INTERNAL, f"internal error in {plugin.name}", detail).to_dict(version)),
-            log,
-        )
+        log.error(f"internal error: {traceback.format_exc()}")
+        detail = f"{type(e).__name__}: {e}"
+        return 1, jsonio.dumps(CNIError(INTERNAL, f"internal error in {plugin.name}", detail).to_dict(version)), ""
 
 
 def _version_reply(stdin: bytes) -> str:
