@@ -34,6 +34,7 @@ def config(data_dir: str, name: str = "bench", subnet: str = SUBNET4, version: s
         "name": name,
         "type": "macvlan",
         "master": "upl0",
+        "stateDir": f"{data_dir}-parents",
         "ipam": {"type": "host-local", "subnet": subnet, "routes": [{"dst": "0.0.0.0/0"}], "dataDir": data_dir},
     }
 

@@ -136,3 +136,13 @@ def macvlan(request: pytest.FixtureRequest, lab: Any, source_plugin_dir: Path) -
     if request.param == "fast":
         return MacvlanRunner(lab, dist_executable("fast/macvlan").parent, "fast")
     return MacvlanRunner(lab, source_plugin_dir, "source")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _node_defaults_stay_untouched() -> Any:
+    """Tests set dataDir and stateDir; the node's default stores must not appear because of them."""
+    defaults = [Path("/var/lib/cni/networks"), Path("/var/lib/cni/cni-macvlan")]
+    before = {p: p.exists() for p in defaults}
+    yield
+    created = [str(p) for p in defaults if p.exists() and not before[p]]
+    assert not created, f"the tests wrote to the node's default stores: {created}"

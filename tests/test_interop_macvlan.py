@@ -18,6 +18,7 @@ def conf(data_dir: Path, version: str) -> dict:
         "name": "mixnet",
         "type": "macvlan",
         "master": "upl0",
+        "stateDir": str(data_dir / "parents-state"),
         "ipam": {"type": "host-local", "subnet": SUBNET4, "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(data_dir)},
     }
 

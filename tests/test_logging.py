@@ -9,7 +9,12 @@ from tests.conftest import Runner
 
 
 def conf(data_dir: Path, **top: object) -> dict:
-    return {"cniVersion": "1.0.0", "name": "lognet", "ipam": {"type": "host-local", "subnet": "10.1.2.0/24", "dataDir": str(data_dir)}, **top}
+    return {
+        "cniVersion": "1.0.0",
+        "name": "lognet",
+        "ipam": {"type": "host-local", "subnet": "10.1.2.0/24", "dataDir": str(data_dir)},
+        **top,
+    }
 
 
 def test_a_log_file_from_the_config(host_local: Runner, data_dir: Path, tmp_path: Path) -> None:

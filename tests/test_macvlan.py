@@ -24,6 +24,7 @@ def conf(data_dir: Path, version: str = "1.0.0", ipam: dict[str, Any] | None = N
         "type": "macvlan",
         "master": "upl0",
         "mode": "bridge",
+        "stateDir": str(data_dir.parent / "parents-state"),
     }
     if ipam is None:
         ipam = {
