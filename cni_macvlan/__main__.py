@@ -7,6 +7,11 @@ every plugin name (a multi-call binary). ``python -m cni_macvlan <plugin>`` does
 import os
 import sys
 
+if os.environ.get("CNI_MACVLAN_DEBUG") == "startup":
+    import time as _t
+
+    sys.stderr.write(f"entry {_t.process_time() * 1000:.1f} ms {sorted(sys.modules)}\n")
+
 PLUGINS = {
     "host-local": "ipam.plugin",
     "macvlan": "cni_macvlan.plugin",
@@ -23,7 +28,12 @@ def main() -> None:
         sys.exit(2)
     from cni_macvlan.cni import skel
 
-    skel.main(__import__(module, fromlist=["PLUGIN"]).PLUGIN)
+    plugin = __import__(module, fromlist=["PLUGIN"]).PLUGIN
+    if os.environ.get("CNI_MACVLAN_DEBUG"):
+        import time
+
+        sys.stderr.write(f"cni-macvlan: start-up {time.process_time() * 1000:.1f} ms cpu, {len(sys.modules)} modules\n")
+    skel.main(plugin)
 
 
 if __name__ == "__main__":

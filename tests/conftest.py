@@ -17,22 +17,21 @@ ALL_VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
 GO_VERSIONS = ALL_VERSIONS[:-1]
 
 
-def dist_executable(name: str) -> Path:
-    path = DIST / name
+def needed(path: Path, require_env: str, how: str) -> Path:
+    """``path``, else a skip; a failure when ``require_env`` is set (CI installs everything)."""
     if not path.exists():
-        if os.environ.get("CNI_REQUIRE_DIST"):
-            pytest.fail(f"{path} is missing: run `make build` first")
-        pytest.skip(f"{path} not built (run `make build`)")
+        if os.environ.get(require_env):
+            pytest.fail(f"{path} is missing: {how}")
+        pytest.skip(f"{path} is missing ({how})")
     return path
+
+
+def dist_executable(name: str) -> Path:
+    return needed(DIST / name, "CNI_REQUIRE_DIST", "run `make build`")
 
 
 def go_plugin(name: str) -> Path:
-    path = GO_PLUGINS / name
-    if not path.exists():
-        if os.environ.get("CNI_REQUIRE_GO"):
-            pytest.fail(f"{path} is missing: apt-get install containernetworking-plugins")
-        pytest.skip(f"{path} missing (apt-get install containernetworking-plugins)")
-    return path
+    return needed(GO_PLUGINS / name, "CNI_REQUIRE_GO", "apt-get install containernetworking-plugins")
 
 
 Runner = Callable[..., Outcome]
