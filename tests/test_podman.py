@@ -48,6 +48,10 @@ class Podman:
         (workdir / "storage.conf").write_text(
             f'[storage]\ndriver = "overlay"\ngraphroot = "{workdir}/storage"\nrunroot = "{workdir}/run"\n'
         )
+        # podman's own state outside our directory: removed afterwards if it was not there before
+        self.global_dirs = [
+            p for p in (Path("/var/lib/cni"), Path("/var/lib/containers"), Path("/run/runc")) if not p.exists()
+        ]
         self.env = {
             **os.environ,
             "CONTAINERS_CONF": str(workdir / "containers.conf"),
@@ -104,6 +108,8 @@ class Podman:
         sh("ip", "link", "del", self.veth, check=False)
         for cache in Path("/var/lib/cni/results").glob(f"{self.net}-*"):
             cache.unlink()
+        for d in self.global_dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
     def lease_files(self) -> dict[str, str]:
         d = self.leases / self.net
