@@ -396,8 +396,3 @@ def write_sysctl(path: str, value: str) -> None:
         os.write(fd, value.encode())
     finally:
         os.close(fd)
-
-
-def read_sysctl(path: str) -> str:
-    with open("/proc/sys/" + path, encoding="ascii") as f:
-        return f.read().strip()

@@ -36,7 +36,3 @@ class CNIError(Exception):
 
     def __repr__(self) -> str:
         return f"CNIError({self.code}, {self.msg!r}, {self.details!r})"
-
-
-def invalid_config(msg: str, details: str = "") -> CNIError:
-    return CNIError(INVALID_CONFIG, msg, details)

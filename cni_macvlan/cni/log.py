@@ -11,7 +11,6 @@ stays off the exec path (10 ms of imports).
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 TYPE_CHECKING = False
@@ -77,8 +76,3 @@ def warning(message: str) -> None:
 
 def error(message: str) -> None:
     _emit("error", message)
-
-
-def flush_stderr() -> None:
-    if _fd == 2:
-        sys.stderr.flush()
