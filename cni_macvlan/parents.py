@@ -24,7 +24,7 @@ import os
 
 from .cni import faults, jsonio, statefile
 from .cni.errors import INTERNAL, INVALID_CONFIG, CNIError
-from .netlink import Link, Netlink, NetlinkError
+from .netlink import IFF_LOOPBACK, Link, Netlink, NetlinkError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -190,6 +190,12 @@ def state_dir(config: dict[str, Any]) -> str:
 def acquire(node: Netlink, store: Store, spec: ParentSpec, att: Attachment) -> Link:
     """The parent link for an ADD, created if it is ours to create; the attachment recorded if we own it."""
     link = node.get_link(spec.name)
+    if link is not None and link.flags & IFF_LOOPBACK:
+        raise CNIError(
+            INVALID_CONFIG,
+            f'master "{spec.name}" is a loopback interface: it can\'t carry macvlans',
+            "name the node's interface to the network, or omit master for an isolated dummy parent",
+        )
     if link is not None and spec.name not in store.peek().parents:
         return link  # an interface we did not create: used as is
     if link is None and spec.kind != "dummy":

@@ -14,7 +14,9 @@ ever sees an empty or half-written lease. ``last_reserved_ip.<n>`` is replaced a
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from fcntl import LOCK_EX, LOCK_UN, flock
 
 from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
@@ -29,6 +31,20 @@ TMP_PREFIX = ".tmp-"
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 
 
+def _read_lease(path: str) -> bytes | None:
+    """A store file's bytes; None if it is missing or not a regular file (never follows a symlink)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
+
+
 def parse_lease_file(content: str) -> tuple[str, str | None]:
     """File content -> (container ID, ifname or None for a legacy file)."""
     text = content.strip()
@@ -38,11 +54,24 @@ def parse_lease_file(content: str) -> tuple[str, str | None]:
     return cid.strip(), ifname.strip()
 
 
+def _check_private(path: str) -> None:
+    """Refuse a store directory that is a symlink or that others may write to: whoever can write there
+    can plant or remove leases (and symlinks to files elsewhere)."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise OSError(errno.EPERM, f"{path} is not a plain directory (a symlink?): refusing to use it", path)
+    if st.st_mode & 0o002:
+        raise OSError(errno.EPERM, f"{path} is writable by others: refusing to use it (chmod o-w)", path)
+
+
 class DiskStore(Store):
     def __init__(self, data_dir: str, network: str) -> None:
         self.dir = os.path.join(data_dir, network)
         os.makedirs(self.dir, mode=0o755, exist_ok=True)
-        self._lock_fd = os.open(os.path.join(self.dir, LOCK_NAME), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        for path in (data_dir, self.dir):
+            _check_private(path)
+        flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._lock_fd = os.open(os.path.join(self.dir, LOCK_NAME), flags, 0o600)
 
     def lock(self) -> None:
         flock(self._lock_fd, LOCK_EX)
@@ -80,11 +109,11 @@ class DiskStore(Store):
         write_atomic(os.path.join(self.dir, LAST_RESERVED_PREFIX + range_id), text.encode())
 
     def last_reserved(self, range_id: str) -> tuple[int, int] | None:
+        raw = _read_lease(os.path.join(self.dir, LAST_RESERVED_PREFIX + range_id))
         try:
-            with open(os.path.join(self.dir, LAST_RESERVED_PREFIX + range_id), encoding="utf-8") as f:
-                return parse_ip(f.read().strip())
-        except (FileNotFoundError, AddressError, UnicodeDecodeError):
-            return None  # no reservation yet, or unreadable: start at the beginning of the set
+            return parse_ip(raw.decode().strip()) if raw is not None else None
+        except (AddressError, UnicodeDecodeError):
+            return None  # unreadable: start at the beginning of the set
 
     def leases(self) -> list[Lease]:
         leases = []
@@ -93,11 +122,10 @@ class DiskStore(Store):
                 family, value = parse_ip(name)
             except AddressError:
                 continue  # lock, last_reserved_ip.*, temporary files
-            try:
-                with open(os.path.join(self.dir, name), "rb") as f:
-                    content = f.read().decode("utf-8", errors="replace")
-            except (FileNotFoundError, IsADirectoryError):
-                continue
+            raw = _read_lease(os.path.join(self.dir, name))
+            if raw is None:
+                continue  # gone meanwhile, or not a plain file (a symlink is never followed)
+            content = raw.decode("utf-8", errors="replace")
             cid, ifname = parse_lease_file(content)
             leases.append(Lease(family, value, cid, ifname))
         return leases

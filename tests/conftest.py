@@ -60,7 +60,7 @@ def host_local(request: pytest.FixtureRequest) -> Runner:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "ipam-store"
-    d.mkdir()
+    d.mkdir(mode=0o755)
     return d
 
 

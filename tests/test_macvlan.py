@@ -448,3 +448,11 @@ def test_a_delegate_gets_libcnis_environment_not_the_bootloaders(lab: Lab, tmp_p
     assert result["dns"]["domain"] == "/opt/mine|LD_LIBRARY_PATH |ADD", (
         "the caller's LD_LIBRARY_PATH, nothing of the bootloader's"
     )
+
+
+def test_loopback_is_refused_as_a_master(macvlan: MacvlanRunner, lab: Lab, data_dir: Path) -> None:
+    ns = lab.container("c1")
+    err = macvlan("ADD", conf(data_dir, master="lo"), ns).error
+    assert err["code"] == 7 and "loopback" in err["msg"]
+    assert links(lab, ns) == set()
+    assert lease_files(data_dir, "mvnet") == {}
