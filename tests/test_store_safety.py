@@ -11,7 +11,11 @@ from tests.conftest import Runner
 
 
 def conf(data_dir: Path) -> dict:
-    return {"cniVersion": "1.0.0", "name": "safe", "ipam": {"type": "host-local", "subnet": "10.1.2.0/29", "dataDir": str(data_dir)}}
+    return {
+        "cniVersion": "1.0.0",
+        "name": "safe",
+        "ipam": {"type": "host-local", "subnet": "10.1.2.0/29", "dataDir": str(data_dir)},
+    }
 
 
 @pytest.mark.parametrize("which", ["dataDir", "network dir"])
