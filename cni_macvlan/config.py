@@ -95,7 +95,7 @@ def load(config: dict[str, Any], cni_args: dict[str, str]) -> NetConf:
     conf.master = master
 
     mode = get(config, "mode", "") or "bridge"
-    if mode not in MACVLAN_MODES:
+    if not isinstance(mode, str) or mode not in MACVLAN_MODES:
         raise _invalid(f'unknown macvlan mode: "{mode}"', f"mode is one of {', '.join(MACVLAN_MODES)}")
     conf.mode = mode
     mtu = get(config, "mtu", 0)

@@ -1,0 +1,163 @@
+"""Hostile and broken input, fuzzed: always a CNI error JSON with a known code, never a traceback or an
+internal error, and nothing written outside the test's own store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cni_macvlan import config as macvlan_config
+from cni_macvlan import parents
+from cni_macvlan.cni import skel
+from cni_macvlan.cni.errors import CNIError
+from ipam.plugin import PLUGIN as HOST_LOCAL
+
+KNOWN_CODES = {1, 2, 3, 4, 5, 6, 7, 11, 50, 999}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=20,
+)
+addresses = st.sampled_from(
+    ["10.1.2.0/24", "10.1.2.5", "2001:db8::/64", "fd00::1", "10.1.2.0/33", "x", "", "0.0.0.0/0"]
+)
+ranges = st.lists(
+    st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "subnet": addresses | json_values,
+                "rangeStart": addresses | json_values,
+                "rangeEnd": addresses,
+                "gateway": addresses | json_values,
+                "ipRange": addresses,
+            },
+        ),
+        max_size=3,
+    ),
+    max_size=3,
+)
+ipam_sections = st.fixed_dictionaries(
+    {"type": st.just("host-local")},
+    optional={
+        "ranges": ranges | json_values,
+        "subnet": addresses | json_values,
+        "routes": st.lists(
+            st.fixed_dictionaries({}, optional={"dst": addresses | json_values, "gw": addresses | json_values})
+        )
+        | json_values,
+        "exclude": st.lists(addresses | json_values, max_size=3) | json_values,
+    },
+)
+cni_args = st.text(alphabet="IPMAC=;gnorekw01.:/x", max_size=30)
+versions = st.sampled_from(["0.1.0", "0.2.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0", "9.9", ""]) | json_values
+
+
+def check_outcome(code: int, out: str, err: str) -> None:
+    assert "Traceback" not in out + err
+    if code == 0:
+        return
+    assert code == 1
+    data = json.loads(out)
+    assert data["code"] in KNOWN_CODES and isinstance(data["msg"], str) and data["msg"]
+    assert not data["msg"].startswith("internal error"), data  # an exception nobody meant to raise
+
+
+@settings(
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    ipam=ipam_sections,
+    version=versions,
+    command=st.sampled_from(["ADD", "DEL", "CHECK", "GC", "STATUS"]),
+    args=cni_args,
+    extra=st.dictionaries(
+        st.sampled_from(["args", "runtimeConfig", "prevResult", "cni.dev/valid-attachments"]), json_values
+    ),
+)
+def test_host_local_never_fails_unexpectedly(
+    tmp_path_factory: pytest.TempPathFactory, ipam: dict[str, Any], version: Any, command: str, args: str, extra: dict
+) -> None:
+    store = tmp_path_factory.mktemp("fuzz")
+    config = {"cniVersion": version, "name": "fuzz", **extra, "ipam": {**ipam, "dataDir": str(store)}}
+    env = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": "c1",
+        "CNI_NETNS": "/run/netns/none",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": "/nonexistent",
+        "CNI_ARGS": args,
+    }
+    check_outcome(*skel.handle(HOST_LOCAL, env, json.dumps(config).encode()))
+    for path in store.rglob("*"):
+        assert path.resolve().is_relative_to(store.resolve())
+
+
+@settings(max_examples=2000, deadline=None)
+@given(stdin=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_stdin_gives_a_cni_error_or_a_result(stdin: bytes) -> None:
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/x", "CNI_IFNAME": "eth0", "CNI_PATH": "/x"}
+    check_outcome(*skel.handle(HOST_LOCAL, env, stdin))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    env=st.dictionaries(
+        st.sampled_from(["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH", "CNI_ARGS"]),
+        st.text(max_size=30),
+    )
+)
+def test_any_environment_gives_a_cni_error_or_a_result(
+    env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    store = tmp_path_factory.mktemp("fuzzenv")
+    config = {
+        "cniVersion": "1.1.0",
+        "name": "fuzz",
+        "ipam": {"type": "host-local", "subnet": "10.9.0.0/24", "dataDir": str(store)},
+    }
+    code, out, err = skel.handle(HOST_LOCAL, env, json.dumps(config).encode())
+    check_outcome(code, out, err)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    config=st.fixed_dictionaries(
+        {"name": st.just("n")},
+        optional={
+            "master": st.text(max_size=20) | json_values,
+            "mode": st.sampled_from(["bridge", "private", "vepa", "passthru", "x"]) | json_values,
+            "mtu": json_values,
+            "mac": st.text(alphabet="0123456789abcdefABCDEF:-x", max_size=20) | json_values,
+            "linkInContainer": json_values,
+            "bcqueuelen": json_values,
+            "ipam": json_values,
+            "dns": json_values,
+            "runtimeConfig": st.fixed_dictionaries({}, optional={"mac": st.text(max_size=20) | json_values})
+            | json_values,
+        },
+    ),
+    args=st.dictionaries(st.sampled_from(["MAC", "IP"]), st.text(max_size=20)),
+)
+def test_macvlan_config_is_accepted_or_refused_with_a_config_error(
+    config: dict[str, Any], args: dict[str, str]
+) -> None:
+    try:
+        conf = macvlan_config.load(config, args)
+        spec = parents.plan(conf.master, conf.name)
+    except CNIError as e:
+        assert e.code == 7 and e.msg
+        return
+    assert conf.mode in ("bridge", "private", "vepa", "passthru")
+    assert 0 <= conf.mtu <= 65535
+    assert len(spec.name) <= 15
+
+
+def test_the_fuzzers_stay_in_their_stores(tmp_path: Path) -> None:
+    assert not Path("/var/lib/cni/networks/fuzz").exists()
