@@ -77,7 +77,8 @@ def loads(data: bytes | str) -> Any:
 _quote = _json.encode_basestring_ascii
 
 
-def _dump(obj: Any, indent: str, out: list[str]) -> None:
+def _dump(obj: Any, indent: str | None, out: list[str]) -> None:
+    """Append obj's JSON to out: indented by four spaces per level, or on one line when indent is None."""
     if isinstance(obj, str):
         out.append(_quote(obj))
     elif obj is True:
@@ -90,32 +91,24 @@ def _dump(obj: Any, indent: str, out: list[str]) -> None:
         out.append(int.__repr__(obj))
     elif isinstance(obj, float):
         out.append(float.__repr__(obj))
-    elif isinstance(obj, dict):
+    elif isinstance(obj, (dict, list, tuple)):
+        is_dict = isinstance(obj, dict)
+        opening, closing = ("{", "}") if is_dict else ("[", "]")
         if not obj:
-            out.append("{}")
+            out.append(opening + closing)
             return
-        inner = indent + "    "
-        out.append("{")
-        first = True
-        for key, value in obj.items():
-            out.append("\n" + inner if first else ",\n" + inner)
-            first = False
-            out.append(_quote(str(key)))
-            out.append(": ")
-            _dump(value, inner, out)
-        out.append("\n" + indent + "}")
-    elif isinstance(obj, (list, tuple)):
-        if not obj:
-            out.append("[]")
-            return
-        inner = indent + "    "
-        out.append("[")
-        first = True
-        for value in obj:
-            out.append("\n" + inner if first else ",\n" + inner)
-            first = False
-            _dump(value, inner, out)
-        out.append("\n" + indent + "]")
+        inner = None if indent is None else indent + "    "
+        newline = "" if inner is None else "\n" + inner
+        out.append(opening)
+        items: Any = obj.items() if isinstance(obj, dict) else obj
+        for i, item in enumerate(items):
+            out.append(("," if i else "") + newline)
+            if is_dict:
+                out.append(_quote(str(item[0])))
+                out.append(":" if inner is None else ": ")
+                item = item[1]
+            _dump(item, inner, out)
+        out.append(closing if indent is None else "\n" + indent + closing)
     else:
         raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
 
@@ -130,26 +123,5 @@ def dumps(obj: Any) -> str:
 def dumps_compact(obj: Any) -> str:
     """One-line JSON for files, logs and the stdin of delegated plugins."""
     out: list[str] = []
-    _dump_compact(obj, out)
+    _dump(obj, None, out)
     return "".join(out)
-
-
-def _dump_compact(obj: Any, out: list[str]) -> None:
-    if isinstance(obj, dict):
-        out.append("{")
-        for i, (key, value) in enumerate(obj.items()):
-            if i:
-                out.append(",")
-            out.append(_quote(str(key)))
-            out.append(":")
-            _dump_compact(value, out)
-        out.append("}")
-    elif isinstance(obj, (list, tuple)):
-        out.append("[")
-        for i, value in enumerate(obj):
-            if i:
-                out.append(",")
-            _dump_compact(value, out)
-        out.append("]")
-    else:
-        _dump(obj, "", out)
