@@ -14,7 +14,7 @@ import time
 from .cni.errors import INTERNAL, INVALID_ENVIRONMENT, CNIError
 from .cni.ip import format_ip, parse_cidr, parse_ip
 from .cni.result import Result
-from .netlink import Link, Netlink, NetlinkError, NetNS, setns, write_sysctl
+from .netlink import Link, Netlink, NetlinkError, NetNS, RouteEntry, setns, write_sysctl
 
 DAD_TIMEOUT = 5.0
 DAD_POLL = 0.05
@@ -212,12 +212,15 @@ def check_addresses(nl: Netlink, link: Link, result: Result) -> None:
 
 
 def check_routes(nl: Netlink, link: Link, result: Result) -> None:
+    tables: dict[int, list[RouteEntry]] = {}  # one dump per family, not one per route
     for route in result.routes:
         family, dst, dst_len = parse_cidr(route.dst)
         gw = parse_ip(route.gw)[1] if route.gw else None
+        if family not in tables:
+            tables[family] = nl.routes(family)
         found = any(
             r.dst == dst and r.dst_len == dst_len and r.oif == link.index and (gw is None or r.gateway == gw)
-            for r in nl.routes(family)
+            for r in tables[family]
         )
         if not found:
             via = f" via {route.gw}" if route.gw else ""

@@ -61,10 +61,18 @@ def child_env(req: Request) -> dict[str, str]:
     return {k: v for k, v in env.items() if v}
 
 
+_resolved: dict[tuple[str, tuple[str, ...]], tuple[str, bool]] = {}
+
+
 def _in_process(req: Request, ipam_type: str) -> tuple[str, bool]:
-    executable = delegate.find_in_path(ipam_type, req.path)
-    inproc = ipam_type == "host-local" and not os.environ.get("CNI_MACVLAN_IPAM_EXEC") and same_build(executable)
-    return executable, inproc
+    """The IPAM's executable and whether it is ours to run in-process; looked up once per process
+    (an ADD asks for the precheck, the ADD itself and, on failure, the DEL)."""
+    key = (ipam_type, req.path)
+    if key not in _resolved:
+        executable = delegate.find_in_path(ipam_type, req.path)
+        inproc = ipam_type == "host-local" and not os.environ.get("CNI_MACVLAN_IPAM_EXEC") and same_build(executable)
+        _resolved[key] = (executable, inproc)
+    return _resolved[key]
 
 
 def precheck(req: Request, ipam_type: str) -> None:
