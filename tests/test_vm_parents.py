@@ -272,10 +272,6 @@ def test_two_adds_racing_to_create_one_parent_make_one_link(run: MacvlanRunner, 
         assert all(d.result().code == 0 for d in dels)
         assert add.result().code == 0
     assert "upl0.50" in node_links(lab)
-    assert (
-        lab.links(extra)["eth0"]["link_index"] == node_links(lab)["upl0.50"]["ifindex"]
-        if "link_index" in lab.links(extra)["eth0"]
-        else True
-    )
+    assert "eth0" in lab.links(extra), "the late container's macvlan went with a deleted parent"
     run("DEL", config, extra, container_id="late").ok()
     assert "upl0.50" not in node_links(lab)
