@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cni_macvlan.netlink import setns  # noqa: E402
 from tests.netns import SUBNET4, Lab  # noqa: E402
 
 GO = Path("/usr/lib/cni")
@@ -87,7 +88,7 @@ def main() -> None:
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
         node_fd = os.open(f"/run/netns/{lab.node}", os.O_RDONLY)
-        os.setns(node_fd, 0x40000000)
+        setns(node_fd)
         containers = [lab.container(f"b{i}") for i in range(2)]
         samples: dict[str, dict[str, list[float]]] = {i.name: {} for i in impls}
 

@@ -34,23 +34,17 @@ def same_build(path: str) -> bool:
             return True
         if os.stat(path).st_size != os.stat(me).st_size:
             return False
-        # a onefile executable ends with its archive's table of contents: equal tails, same build
+        # a single file ends with its archive's central directory: equal tails, same build
         return _tail(path) == _tail(me)
     except OSError:
         return False
 
 
 def child_env(req: Request) -> dict[str, str]:
-    """Our environment for a delegate, as libcni would have given it: without what PyInstaller's
-    bootloader added (its ``_PYI_*`` bookkeeping, and our library directory in LD_LIBRARY_PATH, which
-    would make another frozen program or a dynamically linked plugin load our bundled libraries)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("_PYI_")}
-    if getattr(sys, "frozen", False):
-        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
-        if original is None:
-            env.pop("LD_LIBRARY_PATH", None)
-        else:
-            env["LD_LIBRARY_PATH"] = original
+    """Our environment for a delegate, as libcni would have given it: the launcher adds nothing to
+    the environment (no LD_LIBRARY_PATH of ours, unlike PyInstaller's bootloader), so it is passed
+    on as it came, with the request's CNI_* values."""
+    env = dict(os.environ)
     env.update(
         CNI_CONTAINERID=req.container_id,
         CNI_NETNS=req.netns,

@@ -426,8 +426,9 @@ def test_our_own_host_local_runs_in_process_with_the_same_effects(lab: Lab, tmp_
 
 @pytest.mark.parametrize("layout", ["macvlan", "fast/macvlan"])
 def test_a_delegate_gets_libcnis_environment_not_the_bootloaders(lab: Lab, tmp_path: Path, layout: str) -> None:
-    """PyInstaller's bootloader sets LD_LIBRARY_PATH to its bundle and _PYI_* variables: a delegated
-    IPAM must not inherit them (they would make it load our bundled libraries)."""
+    """A delegated IPAM gets the caller's environment and nothing of a bootloader's (PyInstaller's
+    set LD_LIBRARY_PATH to its bundle and _PYI_* variables, which would make a delegate load our
+    libraries; our launcher sets none, and this keeps it so)."""
     from tests.conftest import MacvlanRunner, dist_executable
 
     bindir = tmp_path / "bin"
