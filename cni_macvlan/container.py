@@ -69,9 +69,9 @@ def create_macvlan(
             tmp, parent.index, mode, -1 if in_container else netns_fd, mtu=mtu, mac=mac, bcqueuelen=bcqueuelen
         )
     except NetlinkError as e:
-        raise CNIError(
-            INTERNAL, f"failed to create macvlan: {e.strerror}", _create_hint(e.errno or 0, parent)
-        ) from None
+        hint = _create_hint(e.errno or 0, parent, mode)
+        msg = f"failed to create macvlan: {e.strerror}"
+        raise CNIError(INTERNAL, f"{msg}: {hint}" if hint else msg) from None
     link = container.get_link(tmp)
     if link is None:
         raise CNIError(INTERNAL, f"failed to create macvlan: {tmp} did not appear in the container")
@@ -92,9 +92,20 @@ def create_macvlan(
     return renamed
 
 
-def _create_hint(errno: int, parent: Link) -> str:
+def _create_hint(errno: int, parent: Link, mode: str) -> str:
+    """What the kernel's bare errno means here (the config was validated before: MTU, MAC, mode)."""
+    if errno == 22 and mode == "passthru":  # EINVAL: the parent already has macvlan links
+        return (
+            f'master "{parent.name}" already carries macvlan links (of this or another network): '
+            "passthru needs the parent to itself; use a free parent, or mode bridge"
+        )
+    if errno == 22:  # EINVAL: a passthru macvlan holds the parent
+        return (
+            f'master "{parent.name}" is held by a passthru macvlan (of this or another network), '
+            "which allows no other link on it; use another parent"
+        )
     if errno == 16:  # EBUSY
-        return f"{parent.name} is in use by a link that excludes macvlan (passthru macvlan, ipvlan, or a bridge port)"
+        return f'master "{parent.name}" is in use by a link that excludes macvlan (ipvlan, or a bridge port)'
     if errno == 99:  # EADDRNOTAVAIL
         return "the MAC address is not usable"
     return ""

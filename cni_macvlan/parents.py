@@ -184,6 +184,12 @@ def state_dir(config: dict[str, Any]) -> str:
     value = config.get("stateDir") or DEFAULT_STATE_DIR
     if not isinstance(value, str) or "\0" in value:
         raise CNIError(INVALID_CONFIG, f"stateDir must be a directory path, got {value!r}")
+    if not value.startswith("/"):
+        raise CNIError(
+            INVALID_CONFIG,
+            f'stateDir "{value}" is relative',
+            "give an absolute path (a relative one depends on the cwd)",
+        )
     return value
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 LEGACY_RANGE_KEYS = ("subnet", "rangeStart", "rangeEnd", "gateway", "ipRange")
+MAX_NAME_BYTES = 255  # a file name
 
 
 def _invalid(msg: str, details: str = "") -> CNIError:
@@ -55,6 +56,10 @@ def data_dir(ipam: dict[str, Any]) -> str:
     value = get(ipam, "dataDir") or DEFAULT_DATA_DIR
     if not isinstance(value, str) or "\0" in value:
         raise _invalid(f"ipam.dataDir must be a directory path, got {value!r}")
+    if not value.startswith("/"):
+        raise _invalid(
+            f'ipam.dataDir "{value}" is relative', "give an absolute path (a relative one depends on the runtime's cwd)"
+        )
     return value
 
 
@@ -115,6 +120,11 @@ def load(config: dict[str, Any], cni_args: dict[str, str], version: str) -> IPAM
     ipam = ipam_section(config)
     conf = IPAMConfig(config["name"])
     conf.data_dir = data_dir(ipam)
+    if len(conf.name.encode()) > MAX_NAME_BYTES:
+        raise _invalid(
+            f'name "{conf.name[:40]}...": {len(conf.name.encode())} bytes, at most {MAX_NAME_BYTES}',
+            f"it names the lease directory in {conf.data_dir}",
+        )
     conf.requested = _requested_ips(config, cni_args)
 
     raw_sets: list[tuple[str, Any]] = []

@@ -19,6 +19,7 @@ import os
 import stat
 from fcntl import LOCK_EX, LOCK_UN, flock
 
+from cni_macvlan.cni import faults
 from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
 from cni_macvlan.cni.statefile import write_atomic
 
@@ -40,7 +41,10 @@ def _read_lease(path: str) -> bytes | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return os.read(fd, 4096)
+        chunks = []
+        while chunk := os.read(fd, 65536):  # whole: a long container ID must survive the round trip
+            chunks.append(chunk)
+        return b"".join(chunks)
     finally:
         os.close(fd)
 
@@ -88,21 +92,33 @@ class DiskStore(Store):
         tmp = os.path.join(self.dir, f"{TMP_PREFIX}{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, content.encode())
-        finally:
-            os.close(fd)
+            try:
+                data = content.encode()
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), tmp)
+            finally:
+                os.close(fd)
+        except BaseException:  # disk full: no temporary left behind
+            os.unlink(tmp)
+            raise
         return tmp
 
     def reserve(self, container_id: str, ifname: str, family: int, value: int, range_id: str) -> bool:
         path = os.path.join(self.dir, format_ip(family, value))
         tmp = self._write_tmp(container_id.strip() + LINE_BREAK + ifname)
+        faults.step("lease-written")
         try:
             os.link(tmp, path)
         except FileExistsError:
             return False
         finally:
             os.unlink(tmp)
-        self._write_last_reserved(range_id, format_ip(family, value))
+        faults.step("lease-reserved")
+        try:
+            self._write_last_reserved(range_id, format_ip(family, value))
+        except BaseException:  # the caller can't release what it doesn't know it holds
+            os.unlink(path)
+            raise
         return True
 
     def _write_last_reserved(self, range_id: str, text: str) -> None:
@@ -136,14 +152,15 @@ class DiskStore(Store):
         except FileNotFoundError:
             pass
 
-    def remove_stale_temporaries(self) -> list[str]:
-        """Temporary files left by a process killed mid-write (call with the lock held)."""
-        removed = []
+    def probe(self) -> None:
+        os.unlink(self._write_tmp("probe"))
+
+    def tidy(self) -> None:
+        """Temporary files are only ever written with the lock held: any seen now belong to a process
+        killed mid-write (ours: ``.tmp-<pid>``; statefile's ``.<name>.tmp-<pid>``)."""
         for name in os.listdir(self.dir):
             if name.startswith(TMP_PREFIX) or (name.startswith(".") and ".tmp-" in name):
                 try:
                     os.unlink(os.path.join(self.dir, name))
-                    removed.append(name)
                 except FileNotFoundError:
                     pass
-        return removed

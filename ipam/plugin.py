@@ -112,6 +112,7 @@ def cmd_del(req: Request) -> None:
     try:
         with store:
             store.release_by_attachment(req.container_id, req.ifname)
+            store.tidy()
     except OSError as e:
         raise _io_error(e, store) from None
     finally:
@@ -166,7 +167,7 @@ def cmd_gc(req: Request) -> None:
                         store.release(lease.family, lease.value)
                     except OSError as e:  # go on past errors and report them, as the spec asks
                         errors.append(f"{format_ip(lease.family, lease.value)}: {e.strerror}")
-            store.remove_stale_temporaries()
+            store.tidy()
     finally:
         store.close()
     if errors:
@@ -181,8 +182,7 @@ def cmd_status(req: Request) -> None:
         store = DiskStore(data_dir, network)
         try:
             with store:
-                probe = store._write_tmp("status")
-                os.unlink(probe)
+                store.probe()
         finally:
             store.close()
     except OSError as e:

@@ -62,6 +62,14 @@ class Store:
         """Drop the lease on one address (absent is fine)."""
         raise NotImplementedError
 
+    def probe(self) -> None:
+        """Raise OSError unless a lease could be written now (STATUS)."""
+        raise NotImplementedError
+
+    def tidy(self) -> None:
+        """Remove what a writer killed mid-write left behind (with the lock held; DEL and GC)."""
+        raise NotImplementedError
+
     # Derived operations: one definition of "which leases belong to an attachment".
 
     def get_by_attachment(self, container_id: str, ifname: str) -> list[Lease]:

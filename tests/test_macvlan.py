@@ -457,3 +457,29 @@ def test_loopback_is_refused_as_a_master(macvlan: MacvlanRunner, lab: Lab, data_
     assert err["code"] == 7 and "loopback" in err["msg"]
     assert links(lab, ns) == set()
     assert lease_files(data_dir, "mvnet") == {}
+
+
+@pytest.mark.parametrize("first, second", [("passthru", "bridge"), ("bridge", "passthru"), ("passthru", "passthru")])
+def test_a_parent_in_passthru_use_is_refused_with_a_clear_message(
+    macvlan: MacvlanRunner, lab: Lab, data_dir: Path, first: str, second: str
+) -> None:
+    """Passthru gives one macvlan the whole parent: a second network on that parent (any mode), or a
+    passthru network beside existing macvlans, is refused by name, and nothing is left behind."""
+    net_a = conf(data_dir, mode=first)
+    net_b = {**conf(data_dir, mode=second), "name": "othernet"}
+    c1, c2 = lab.container("c1"), lab.container("c2")
+    macvlan("ADD", net_a, c1, container_id="c1").ok()
+    err = macvlan("ADD", net_b, c2, container_id="c2").error
+    assert err["code"] == 999
+    if second == "passthru":
+        assert err["msg"] == (
+            'failed to create macvlan: Invalid argument: master "upl0" already carries macvlan links (of this or '
+            "another network): passthru needs the parent to itself; use a free parent, or mode bridge"
+        )
+    else:
+        assert err["msg"] == (
+            'failed to create macvlan: Invalid argument: master "upl0" is held by a passthru macvlan (of this or '
+            "another network), which allows no other link on it; use another parent"
+        )
+    assert links(lab, c2) == set()
+    assert lease_files(data_dir, "othernet") == {}

@@ -88,7 +88,13 @@ def _error_from(executable: str, code: int, out: bytes) -> CNIError:
         c = err.get("code")
         return CNIError(c if type(c) is int else INTERNAL, err["msg"], str(err.get("details") or ""))
     text = out.decode(errors="replace").strip()
-    return CNIError(INTERNAL, f'netplugin failed: "{text}": exit status {code}', f"plugin {executable}")
+    if code < 0:  # killed; worded as Go's exec error, which libcni quotes
+        import signal  # only here: it imports enum
+
+        how = f"signal: {(signal.strsignal(-code) or str(-code)).lower()}"
+    else:
+        how = f"exit status {code}"
+    return CNIError(INTERNAL, f'netplugin failed: "{text}": {how}', f"plugin {executable}")
 
 
 def call(

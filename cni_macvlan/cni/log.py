@@ -41,7 +41,9 @@ def configure(plugin: str, env: Mapping[str, str], config: dict[str, Any]) -> st
     if _fd > 2:
         os.close(_fd)  # a previous run in this process (tests call handle() many times)
     _fd, _threshold = (2, 10) if _DEBUG else (-1, 100)
-    if isinstance(path, str) and path:
+    if isinstance(path, str) and path and not path.startswith("/"):
+        problem = f"log file {path!r} is relative: give an absolute path; not logging"
+    elif isinstance(path, str) and path:
         try:
             _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             _threshold = LEVELS[level]
