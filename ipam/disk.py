@@ -32,14 +32,16 @@ TMP_PREFIX = ".tmp-"
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 
 
-def _read_lease(path: str) -> bytes | None:
-    """A store file's bytes; None if it is missing or not a regular file (never follows a symlink)."""
+def _read_lease(path: str, regular: bool = False) -> bytes | None:
+    """A store file's bytes; None if it is missing or not a regular file (never follows a symlink).
+    ``regular``: the caller saw a regular file in the directory listing (no fstat needed; O_NOFOLLOW
+    and O_NONBLOCK still hold if it was swapped meanwhile)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        if not regular and not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         chunks = []
         while chunk := os.read(fd, 65536):  # whole: a long container ID must survive the round trip
@@ -133,14 +135,19 @@ class DiskStore(Store):
 
     def leases(self) -> list[Lease]:
         leases = []
-        for name in os.listdir(self.dir):
+        with os.scandir(self.dir) as entries:
+            files = [(e.name, e.path) for e in entries if e.is_file(follow_symlinks=False)]
+        for name, path in files:
             try:
                 family, value = parse_ip(name)
             except AddressError:
                 continue  # lock, last_reserved_ip.*, temporary files
-            raw = _read_lease(os.path.join(self.dir, name))
+            try:
+                raw = _read_lease(path, regular=True)
+            except OSError:
+                continue  # swapped for something unreadable meanwhile
             if raw is None:
-                continue  # gone meanwhile, or not a plain file (a symlink is never followed)
+                continue  # gone meanwhile (a symlink is never listed nor followed)
             content = raw.decode("utf-8", errors="replace")
             cid, ifname = parse_lease_file(content)
             leases.append(Lease(family, value, cid, ifname))
