@@ -1,6 +1,6 @@
 """Side-by-side benchmark: our plugins against Debian's Go plugins, alternating, in one run.
 
-    python bench/bench.py [--runs N] [--ours DIR] [--json FILE]
+    python bench/bench.py [--runs N] [--fast DIR] [--single DIR] [--json FILE]
 
 Runs in a private namespace lab (tests/netns.py): the benchmark process enters the node namespace
 itself, so each timing is one exec of a plugin, as a runtime pays it. Ours and Go's alternate call by
@@ -76,13 +76,17 @@ def summary(samples: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--ours", default=str(ROOT / "dist"), help="directory with our macvlan and host-local")
+    parser.add_argument("--fast", default=str(ROOT / "dist" / "fast"), help="our fast layout (macvlan, host-local)")
+    parser.add_argument("--single", default=str(ROOT / "dist"), help="our single files; '' to leave them out")
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--concurrent", type=int, default=16)
     parser.add_argument("--json", default=str(ROOT / "bench-results" / "bench.json"))
     args = parser.parse_args()
 
-    impls = [Impl("ours", Path(args.ours)), Impl("go", GO)]
+    impls = [Impl("fast", Path(args.fast))]
+    if args.single:
+        impls.append(Impl("single", Path(args.single)))
+    impls.append(Impl("go", GO))
     lab = Lab()
     stores = tempfile.mkdtemp(prefix="cni-bench-")
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -109,16 +113,18 @@ def main() -> None:
                 record(impl, "host-local DEL", impl.call("host-local", "DEL", conf, ns, "ipam1")[0])
 
         # a growing store: does the per-ADD cost grow with the number of leases? (ours and Go's
-        # alternate here too, so a drift of the machine hits both alike)
-        seq_ns: dict[str, list[str]] = {impl.name: [] for impl in impls}
-        seq_times: dict[str, list[float]] = {impl.name: [] for impl in impls}
+        # alternate here too, so a drift of the machine hits both alike; the single files run the
+        # same store code, and 200 more containers would only grow the kernel's share)
+        seq_impls = [impl for impl in impls if impl.name != "single"]
+        seq_ns: dict[str, list[str]] = {impl.name: [] for impl in seq_impls}
+        seq_times: dict[str, list[float]] = {impl.name: [] for impl in seq_impls}
         for i in range(args.sequential):
-            for impl in impls:
+            for impl in seq_impls:
                 conf = config(f"{stores}/{impl.name}-seq", "seq", "10.78.0.0/16")
                 ns = lab.container(f"s{impl.name[0]}{i}")
                 seq_ns[impl.name].append(ns)
                 seq_times[impl.name].append(impl.call("macvlan", "ADD", conf, ns, f"seq{i}")[0])
-        for impl in impls:
+        for impl in seq_impls:
             conf = config(f"{stores}/{impl.name}-seq", "seq", "10.78.0.0/16")
             samples[impl.name]["seq first 20 ADD"] = seq_times[impl.name][:20]
             samples[impl.name]["seq last 20 ADD"] = seq_times[impl.name][-20:]
@@ -144,14 +150,27 @@ def main() -> None:
         lab.close()
         subprocess.run(["rm", "-rf", stores], check=False)
 
-    print(f"{'metric':32} {'ours med':>9} {'ours p90':>9} {'go med':>8} {'go p90':>8} {'ours/go':>8}")
-    for metric in results["ours"]:
-        o, g = results["ours"][metric], results["go"][metric]
-        ratio = o["median"] / g["median"]
-        print(f"{metric:32} {o['median']:9.1f} {o['p90']:9.1f} {g['median']:8.1f} {g['p90']:8.1f} {ratio:8.2f}")
-    o, g = results["ours"], results["go"]
-    growth = {n: r["seq last 20 ADD"]["median"] / r["seq first 20 ADD"]["median"] for n, r in results.items()}
-    print(f"store growth (last 20 / first 20 ADD median): ours {growth['ours']:.2f}, go {growth['go']:.2f}")
+    ours = [i.name for i in impls if i.name != "go"]
+    head = f"{'metric (ms)':30}" + "".join(f" {n + ' med':>11} {n + ' p90':>10}" for n in [*ours, "go"])
+    print(head + "".join(f" {n + '/go':>9}" for n in ours))
+    for metric in results["go"]:
+        row = f"{metric:30}"
+        for name in [*ours, "go"]:
+            r = results[name].get(metric)
+            row += f" {r['median']:11.1f} {r['p90']:10.1f}" if r else f" {'-':>11} {'-':>10}"
+        for name in ours:
+            r = results[name].get(metric)
+            row += f" {r['median'] / results['go'][metric]['median']:9.2f}" if r else f" {'-':>9}"
+        print(row)
+    growth = {
+        n: r["seq last 20 ADD"]["median"] / r["seq first 20 ADD"]["median"]
+        for n, r in results.items()
+        if "seq last 20 ADD" in r
+    }
+    print(
+        "store growth (median of the last 20 / of the first 20 ADDs): "
+        + ", ".join(f"{n} {g:.2f}" for n, g in growth.items())
+    )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"results": results, "growth": growth}, indent=2))
     print(f"figures written to {args.json}")

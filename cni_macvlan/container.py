@@ -8,7 +8,6 @@ renamed inside. Each function takes the netlink sockets it needs; the plugin dec
 
 from __future__ import annotations
 
-import _thread
 import os
 import time
 
@@ -123,45 +122,6 @@ def delete_link(netns_fd: int, ifname: str) -> bool:
             if e.errno != 19:  # ENODEV: gone meanwhile
                 raise
         return True
-
-
-class Removal:
-    """DEL's removal of the container's interface, on a second thread.
-
-    The kernel takes 15-20 ms to tear a link down (it waits for RCU grace periods) while the
-    process only waits; DEL releases the IPAM lease on the main thread meanwhile. setns moves the
-    calling thread only, so the main thread stays in the node's namespace. A namespace that is gone
-    or cannot be entered any more has nothing of ours left in it: that is success, as before.
-    """
-
-    def __init__(self, netns_path: str, ifname: str) -> None:
-        self._error: BaseException | None = None
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
-        _thread.start_new_thread(self._run, (netns_path, ifname))
-
-    def _run(self, netns_path: str, ifname: str) -> None:
-        try:
-            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            fd = -1  # the namespace is gone, and the link with it
-        try:
-            if fd >= 0:
-                delete_link(fd, ifname)
-        except OSError:
-            pass  # not a namespace we can enter (already torn down)
-        except BaseException as e:
-            self._error = e
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            self._done.release()
-
-    def wait(self) -> None:
-        """Until the link is gone; re-raises what was not an OS error."""
-        self._done.acquire()
-        if self._error is not None:
-            raise self._error
 
 
 def configure(nl: Netlink, link: Link, result: Result) -> None:

@@ -379,7 +379,7 @@ else:  # pragma: no cover - Python 3.11
 
 class NetNS:
     """Enter a network namespace for a block and come back to the one we were in (per thread: setns
-    moves the calling thread only, so a second thread may work in another namespace meanwhile)."""
+    moves the calling thread only)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd

@@ -2,9 +2,8 @@
 ipam_client.
 
 ADD is all or nothing: every step that changed the node pushes its undo, and any failure runs the
-undos (IPAM DEL, link deleted) before the error is printed. DEL releases the IPAM lease whatever
-happened to the namespace (while the link is deleted on a second thread), never looks the parent
-up, and succeeds when things are gone.
+undos (IPAM DEL, link deleted) before the error is printed. DEL releases the IPAM lease first and
+whatever happened to the namespace, never looks the parent up, and succeeds when things are gone.
 """
 
 from __future__ import annotations
@@ -140,12 +139,19 @@ def _ipam_best_effort(req: Request, command: str) -> CNIError | None:
 
 
 def cmd_del(req: Request) -> None:
-    # the link goes on a second thread (15-20 ms of kernel time) while the lease is released here,
-    # whatever state the namespace is in
-    removal = container.Removal(req.netns, req.ifname) if req.netns else None
-    ipam_error = _ipam_best_effort(req, "DEL")
-    if removal is not None:
-        removal.wait()
+    ipam_error = _ipam_best_effort(req, "DEL")  # first, and whatever state the namespace is in
+    if req.netns:
+        try:
+            fd = os.open(req.netns, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1  # the namespace is gone, and the link with it
+        if fd >= 0:
+            try:
+                container.delete_link(fd, req.ifname)
+            except OSError:
+                pass  # not a namespace we can enter (already torn down): nothing of ours is left in it
+            finally:
+                os.close(fd)
     _release_parent(parents.Store(parents.state_dir(req.config)), (req.network, req.container_id, req.ifname))
     if ipam_error is not None:
         raise ipam_error

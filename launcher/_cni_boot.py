@@ -20,10 +20,39 @@ BUNDLE = "_cni_modules.bin"
 
 
 class Bundle:
-    """Meta path finder and loader of the modules in the bundle: {name: (is_package, code)}."""
+    """Meta path finder and loader of the modules in the bundle: ({plugin: import order},
+    {name: (is_package, code)})."""
 
     def __init__(self, data: bytes) -> None:
-        self.modules: dict[str, tuple[bool, bytes]] = marshal.loads(data)
+        self.orders: dict[str, list[str]]
+        self.modules: dict[str, tuple[bool, bytes]]
+        self.orders, self.modules = marshal.loads(data)
+
+    def preload(self, plugin: str, command: str) -> None:
+        """Run the modules ``plugin`` imports for ``command``, dependencies first (the order
+        build.spec recorded), as the import system would, minus its search and locking: every import
+        statement of theirs then finds its module loaded (about 2 ms less per exec)."""
+        new_module = type(sys)
+        order = self.orders.get(f"{plugin} {command}") or self.orders.get(plugin) or ()
+        for name in order:
+            if name in sys.modules:
+                continue
+            is_package, code = self.modules[name]
+            module = new_module(name)
+            module.__spec__ = ModuleSpec(name, self, origin=BUNDLE, is_package=is_package)
+            module.__loader__ = self
+            parent, _, child = name.rpartition(".")
+            module.__package__ = name if is_package else parent
+            if is_package:
+                module.__path__ = []
+            sys.modules[name] = module
+            try:
+                exec(marshal.loads(code), module.__dict__)
+            except BaseException:
+                del sys.modules[name]
+                raise
+            if parent:
+                setattr(sys.modules[parent], child, module)
 
     def find_spec(self, name, path=None, target=None):  # type: ignore[no-untyped-def]
         entry = self.modules.get(name)
@@ -74,7 +103,11 @@ def run() -> None:
     else:
         with open(f"{home}/{BUNDLE}", "rb") as f:
             bundle = f.read()
-    sys.meta_path.insert(0, Bundle(bundle))
+    loader = Bundle(bundle)
+    sys.meta_path.insert(0, loader)
+    import os
+
+    loader.preload(sys.argv[0].rpartition("/")[2], os.environ.get("CNI_COMMAND", ""))
     from cni_macvlan.__main__ import main
 
     code = 0
@@ -88,8 +121,6 @@ def run() -> None:
             code = 1
     # The plugin's output is written and its files closed: skip the interpreter's teardown (module
     # cleanup and garbage collection, 1-2 ms of every exec) and leave now.
-    import os
-
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

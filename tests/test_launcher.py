@@ -145,3 +145,34 @@ def test_the_single_file_loads_extension_modules_from_memory() -> None:
         "supportedVersions": ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
     }
     assert os.path.getsize(exe) == os.path.getsize(dist_executable("macvlan")), "one program, two names"
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("layout", ["fast/macvlan", "macvlan"])
+def test_every_module_of_ours_is_preloaded_for_add_check_and_del(lab, tmp_path: Path, layout: str) -> None:
+    """build.spec records the modules each plugin imports; the launcher runs them before the plugin
+    starts (launcher/_cni_boot.py, preload). A module of ours imported the slow way (through the
+    import system: `-X importtime` lists it) is one the recorded order missed."""
+    from tests.conftest import MacvlanRunner
+
+    run = MacvlanRunner(lab, dist_executable(layout).parent, "dist")
+    conf = {
+        "cniVersion": "1.0.0",
+        "name": "preload",
+        "type": "macvlan",
+        "master": "upl0",
+        "stateDir": str(tmp_path / "state"),
+        "ipam": {"type": "host-local", "subnet": "10.77.0.0/24", "dataDir": str(tmp_path / "leases")},
+    }
+    c1 = lab.container("c1")
+    slow = []
+    for command in ("ADD", "CHECK", "DEL"):
+        config = conf if command == "ADD" else {**conf, "prevResult": added}
+        out = run(command, config, c1, CNI_MACVLAN_IMPORTTIME="1")
+        assert out.code == 0, out.stdout
+        if command == "ADD":
+            added = out.json
+        imported = [line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line]
+        assert "encodings" in imported, "importtime is on (else this test proves nothing)"
+        slow += [f"{command}: {name}" for name in imported if name.startswith(("cni_macvlan", "ipam"))]
+    assert slow == []
