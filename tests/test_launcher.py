@@ -165,13 +165,13 @@ def test_every_module_of_ours_is_preloaded_for_add_check_and_del(lab, tmp_path: 
         "ipam": {"type": "host-local", "subnet": "10.77.0.0/24", "dataDir": str(tmp_path / "leases")},
     }
     c1 = lab.container("c1")
-    slow = []
+    slow: list[str] = []
+    config: dict = conf
     for command in ("ADD", "CHECK", "DEL"):
-        config = conf if command == "ADD" else {**conf, "prevResult": added}
         out = run(command, config, c1, CNI_MACVLAN_IMPORTTIME="1")
         assert out.code == 0, out.stdout
         if command == "ADD":
-            added = out.json
+            config = {**conf, "prevResult": out.json}
         imported = [line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line]
         assert "encodings" in imported, "importtime is on (else this test proves nothing)"
         slow += [f"{command}: {name}" for name in imported if name.startswith(("cni_macvlan", "ipam"))]
