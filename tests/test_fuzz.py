@@ -161,3 +161,59 @@ def test_macvlan_config_is_accepted_or_refused_with_a_config_error(
 
 def test_the_fuzzers_stay_in_their_stores(tmp_path: Path) -> None:
     assert not Path("/var/lib/cni/networks/fuzz").exists()
+
+
+# ---- the macvlan ADD itself, exec'd in the lab ----
+
+macvlan_masters = st.sampled_from(["upl0", "upl0.50", "upl0.0", "upl0.4095", "lo", "nope0", "", "a" * 16, "upl0.x"])
+macvlan_configs = st.fixed_dictionaries(
+    {"cniVersion": st.sampled_from(["0.3.1", "0.4.0", "1.0.0", "1.1.0"]) | versions},
+    optional={
+        "master": macvlan_masters | json_values,
+        "mode": st.sampled_from(["bridge", "private", "vepa", "passthru", "Bridge", "x"]) | json_values,
+        "mtu": st.sampled_from([0, 68, 1400, 1500, 9000, -1, 2**31]) | json_values,
+        "mac": st.sampled_from(["c2:00:00:00:00:01", "01:00:00:00:00:01", "zz"]) | json_values,
+        "linkInContainer": st.booleans() | json_values,
+        "ipam": ipam_sections.map(lambda i: {**i, "subnet": "10.77.0.0/24"}) | ipam_sections | json_values,
+    },
+)
+
+
+@pytest.mark.netns
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(config=macvlan_configs, args=cni_args)
+def test_macvlan_add_in_namespaces_succeeds_cleanly_or_changes_nothing(
+    lab: Any, tmp_path: Path, config: dict[str, Any], args: str
+) -> None:
+    """Fuzzed configs through the real executable in the lab: a result whose link DEL then removes,
+    or a CNI error and the node exactly as it was."""
+    from tests.conftest import MacvlanRunner, dist_executable
+
+    run = MacvlanRunner(lab, dist_executable("fast/macvlan").parent, "fast")
+    store = tmp_path / f"s{abs(hash(json.dumps(config, sort_keys=True, default=str))) % 10**9}"
+    conf = {**config, "name": "fuzz", "type": "macvlan", "stateDir": str(store / "state")}
+    if isinstance(conf.get("ipam"), dict):
+        conf["ipam"] = {**conf["ipam"], "dataDir": str(store / "leases")}
+    ns = lab.container("f")
+    try:
+        node_before = set(lab.links(lab.node))
+        out = run("ADD", conf, ns, CNI_ARGS=args)
+        check_outcome(out.code, out.stdout, out.stderr)
+        if out.code != 0:
+            assert set(lab.links(ns)) == {"lo"}, out.stdout
+            assert set(lab.links(lab.node)) == node_before, out.stdout
+            leases = store / "leases" / "fuzz"
+            assert not leases.exists() or not [p for p in leases.iterdir() if p.name[0].isdigit()], out.stdout
+            assert (
+                not (store / "state" / "parents.json").exists()
+                or b"attachments" not in (store / "state" / "parents.json").read_bytes()
+            )
+        else:
+            assert "eth0" in lab.links(ns)
+            run("DEL", conf, ns, CNI_ARGS=args).ok()
+            assert set(lab.links(ns)) == {"lo"}
+            assert set(lab.links(lab.node)) == node_before
+    finally:
+        lab.remove_netns(ns)
