@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--single", default=str(ROOT / "dist"), help="our single files; '' to leave them out")
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--concurrent", type=int, default=16)
+    parser.add_argument("--no-etcd", dest="etcd", action="store_false", help="leave out the etcd store's ADD/DEL")
     parser.add_argument("--json", default=str(ROOT / "bench-results" / "bench.json"))
     args = parser.parse_args()
 
@@ -90,7 +92,12 @@ def main() -> None:
     lab = Lab()
     stores = tempfile.mkdtemp(prefix="cni-bench-")
     results: dict[str, dict[str, dict[str, float]]] = {}
+    etcd = None
     try:
+        if args.etcd and shutil.which("etcd"):  # one member, on a unix socket the node namespace can reach
+            from tests.etcd import EtcdCluster
+
+            etcd = EtcdCluster(Path(stores), 1)
         node_fd = os.open(f"/run/netns/{lab.node}", os.O_RDONLY)
         setns(node_fd)
         containers = [lab.container(f"b{i}") for i in range(2)]
@@ -108,6 +115,13 @@ def main() -> None:
                 prev = {**conf, "prevResult": json.loads(out)}
                 record(impl, "macvlan CHECK", impl.call("macvlan", "CHECK", prev, ns, "bench1")[0])
                 record(impl, "macvlan DEL", impl.call("macvlan", "DEL", prev, ns, "bench1")[0])
+                if etcd is not None and impl.name != "go":  # Go's host-local has no etcd store
+                    econf = config(f"{stores}/{impl.name}-etcd", f"etcd{impl.name}")
+                    econf["ipam"]["store"] = {"type": "etcd", "endpoints": etcd.unix_endpoints}
+                    ms, out = impl.call("macvlan", "ADD", econf, ns, "bench1")
+                    record(impl, "macvlan ADD, etcd store", ms)
+                    eprev = {**econf, "prevResult": json.loads(out)}
+                    record(impl, "macvlan DEL, etcd store", impl.call("macvlan", "DEL", eprev, ns, "bench1")[0])
                 ms, _ = impl.call("host-local", "ADD", conf, ns, "ipam1")
                 record(impl, "host-local ADD", ms)
                 record(impl, "host-local DEL", impl.call("host-local", "DEL", conf, ns, "ipam1")[0])
@@ -150,19 +164,21 @@ def main() -> None:
             results[name] = {metric: summary(values) for metric, values in metrics.items()}
     finally:
         lab.close()
+        if etcd is not None:
+            etcd.close()
         subprocess.run(["rm", "-rf", stores], check=False)
 
     ours = [i.name for i in impls if i.name != "go"]
     head = f"{'metric (ms)':30}" + "".join(f" {n + ' med':>11} {n + ' p90':>10}" for n in [*ours, "go"])
     print(head + "".join(f" {n + '/go':>9}" for n in ours))
-    for metric in results["go"]:
+    for metric in results[ours[0]]:
         row = f"{metric:30}"
         for name in [*ours, "go"]:
             r = results[name].get(metric)
             row += f" {r['median']:11.1f} {r['p90']:10.1f}" if r else f" {'-':>11} {'-':>10}"
         for name in ours:
-            r = results[name].get(metric)
-            row += f" {r['median'] / results['go'][metric]['median']:9.2f}" if r else f" {'-':>9}"
+            r, g = results[name].get(metric), results["go"].get(metric)
+            row += f" {r['median'] / g['median']:9.2f}" if r and g else f" {'-':>9}"
         print(row)
     growth = {
         n: r["seq last 20 ADD"]["median"] / r["seq first 20 ADD"]["median"]

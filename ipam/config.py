@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 LEGACY_RANGE_KEYS = ("subnet", "rangeStart", "rangeEnd", "gateway", "ipRange")
+DEFAULT_ETCD_PREFIX = "/cni-macvlan"
+TLS_KEYS = ("certFile", "keyFile", "trustedCAFile")
 MAX_NAME_BYTES = 255  # a file name
 
 
@@ -29,12 +31,37 @@ def _invalid(msg: str, details: str = "") -> CNIError:
     return CNIError(INVALID_CONFIG, msg, details)
 
 
+class StoreConfig:
+    """Where the leases live: ``disk`` (the default, dataDir) or ``etcd`` (shared by the nodes)."""
+
+    __slots__ = ("deadline", "endpoints", "kind", "prefix", "timeout", "tls")
+
+    def __init__(self, kind: str = "disk") -> None:
+        self.kind = kind
+        self.endpoints: list[str] = []
+        self.prefix = DEFAULT_ETCD_PREFIX
+        self.timeout = 0.5  # per try, seconds
+        self.deadline = 5.0  # for all the tries of one request, seconds
+        self.tls: dict[str, str] = {}
+
+
 class IPAMConfig:
-    __slots__ = ("data_dir", "exclude", "name", "range_sets", "requested", "resolv_conf", "routes", "sources")
+    __slots__ = (
+        "data_dir",
+        "exclude",
+        "name",
+        "range_sets",
+        "requested",
+        "resolv_conf",
+        "routes",
+        "sources",
+        "store",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.data_dir = DEFAULT_DATA_DIR
+        self.store = StoreConfig()
         self.range_sets: list[RangeSet] = []
         self.sources: list[str] = []  # where each range set came from, for messages
         self.routes: list[Route] = []
@@ -115,11 +142,62 @@ def _routes(value: Any) -> list[Route]:
     return routes
 
 
+def _seconds(raw: dict[str, Any], key: str, default: float, most: float) -> float:
+    value = raw.get(key, default)
+    if type(value) not in (int, float) or not 0 < value <= most:
+        raise _invalid(f"ipam.store.{key} must be a number of seconds in (0, {most:g}], got {value!r}")
+    return float(value)
+
+
+def store_config(ipam: dict[str, Any]) -> StoreConfig:
+    """``ipam.store``: absent or ``{"type": "disk"}`` for the disk store, or ``{"type": "etcd",
+    "endpoints": [...], "prefix", "timeout", "deadline", "tls": {certFile, keyFile, trustedCAFile}}``."""
+    raw = get(ipam, "store")
+    if raw is None:
+        return StoreConfig()
+    if not isinstance(raw, dict):
+        raise _invalid(f'ipam.store must be an object like {{"type": "etcd", "endpoints": [...]}}, got {raw!r}')
+    kind = raw.get("type", "disk")
+    if kind == "disk":
+        return StoreConfig()
+    if kind != "etcd":
+        raise _invalid(f'ipam.store.type "{kind}" is unknown', 'use "disk" (the default) or "etcd"')
+    from .etcd_client import Endpoint
+
+    store = StoreConfig("etcd")
+    endpoints = raw.get("endpoints")
+    if not isinstance(endpoints, list) or not endpoints or not all(isinstance(e, str) for e in endpoints):
+        raise _invalid(
+            f"ipam.store.endpoints must be a non-empty list of URLs, got {endpoints!r}",
+            'for example ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]',
+        )
+    for url in endpoints:
+        try:
+            Endpoint(url)
+        except ValueError as e:
+            raise _invalid(f"ipam.store.endpoints: {e}") from None
+    store.endpoints = endpoints
+    prefix = raw.get("prefix", DEFAULT_ETCD_PREFIX)
+    if not isinstance(prefix, str) or not prefix.startswith("/") or "\0" in prefix:
+        raise _invalid(f"ipam.store.prefix must be a key prefix starting with /, got {prefix!r}")
+    store.prefix = prefix
+    store.timeout = _seconds(raw, "timeout", store.timeout, 60)
+    store.deadline = _seconds(raw, "deadline", store.deadline, 300)
+    tls = raw.get("tls", {})
+    if not isinstance(tls, dict) or any(k not in TLS_KEYS or not isinstance(v, str) for k, v in tls.items()):
+        raise _invalid(f"ipam.store.tls must be an object of {', '.join(TLS_KEYS)} (file paths), got {tls!r}")
+    if tls and not any(e.startswith("https://") for e in endpoints):
+        raise _invalid("ipam.store.tls is set but no endpoint is https://")
+    store.tls = tls
+    return store
+
+
 def load(config: dict[str, Any], cni_args: dict[str, str], version: str) -> IPAMConfig:
     """The IPAM config of a network config, validated."""
     ipam = ipam_section(config)
     conf = IPAMConfig(config["name"])
     conf.data_dir = data_dir(ipam)
+    conf.store = store_config(ipam)
     if len(conf.name.encode()) > MAX_NAME_BYTES:
         raise _invalid(
             f'name "{conf.name[:40]}...": {len(conf.name.encode())} bytes, at most {MAX_NAME_BYTES}',

@@ -1,4 +1,4 @@
-"""The host-local CNI verbs: ADD, DEL, CHECK, GC and STATUS over the disk store.
+"""The host-local CNI verbs: ADD, DEL, CHECK, GC and STATUS over a lease store (disk or etcd).
 
 Each verb reads as the spec's steps: parse the config, open the store, take its lock, act. ADD is
 all or nothing: when a later range set fails, the addresses this ADD reserved are released before
@@ -11,16 +11,17 @@ import os
 
 from cni_macvlan import __version__
 from cni_macvlan.cni import cniargs, skel
-from cni_macvlan.cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, NOT_AVAILABLE, CNIError
+from cni_macvlan.cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, NOT_AVAILABLE, TRY_AGAIN_LATER, CNIError
 from cni_macvlan.cni.ip import format_ip, parse_cidr
 from cni_macvlan.cni.request import Request, valid_attachments
 from cni_macvlan.cni.result import IPConfig, Result, parse
 
 from . import config as ipam_config
 from .allocator import Allocation, AllocationError, allocate
+from .config import StoreConfig
 from .disk import DiskStore
 from .dns import parse_resolv_conf
-from .store import Store
+from .store import Store, StoreRefused, StoreUnavailable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,7 +30,16 @@ if TYPE_CHECKING:
 CNI_ARGS_KEYS = frozenset({"IP"})
 
 
-def open_store(data_dir: str, network: str) -> DiskStore:
+def open_store(data_dir: str, network: str, where: StoreConfig | None = None, create: bool = True) -> Store | None:
+    """The network's store: on disk under ``data_dir`` (None when ``create`` is off and it does not
+    exist: nothing was ever allocated here), or on etcd."""
+    if where is not None and where.kind == "etcd":
+        from .etcd import EtcdStore
+        from .etcd_client import Client
+
+        return EtcdStore(Client(where.endpoints, where.timeout, where.deadline, where.tls), where.prefix, network)
+    if not create and not os.path.isdir(os.path.join(data_dir, network)):
+        return None
     try:
         return DiskStore(data_dir, network)
     except OSError as e:
@@ -40,8 +50,20 @@ def open_store(data_dir: str, network: str) -> DiskStore:
         ) from None
 
 
-def _io_error(e: OSError, store: DiskStore) -> CNIError:
-    return CNIError(IO_FAILURE, f'host-local: lease store "{store.dir}": {e.strerror}', str(e.filename or ""))
+STORE_ERRORS = (OSError, StoreUnavailable, StoreRefused)
+
+
+def _store_error(e: Exception, store: Store) -> CNIError:
+    """One of STORE_ERRORS as the runtime should see it: code 11 when etcd may answer later."""
+    if isinstance(e, StoreUnavailable):
+        return CNIError(
+            TRY_AGAIN_LATER, f"host-local: the etcd lease store is unavailable: {e}", "try again when etcd has a quorum"
+        )
+    if isinstance(e, StoreRefused):
+        return CNIError(IO_FAILURE, f"host-local: the etcd lease store refused a request: {e}")
+    assert isinstance(e, OSError)
+    where = store.dir if isinstance(store, DiskStore) else "etcd"
+    return CNIError(IO_FAILURE, f'host-local: lease store "{where}": {e.strerror}', str(e.filename or ""))
 
 
 def cmd_add(req: Request) -> Result:
@@ -53,12 +75,13 @@ def cmd_add(req: Request) -> Result:
                 dns = parse_resolv_conf(f.read())
         except (OSError, UnicodeDecodeError) as e:
             raise CNIError(INVALID_CONFIG, f'ipam.resolvConf "{conf.resolv_conf}": cannot read it: {e}') from None
-    store = open_store(conf.data_dir, conf.name)
+    store = open_store(conf.data_dir, conf.name, conf.store)
+    assert store is not None
     try:
         with store:
             allocations = _allocate_all(store, conf, req.container_id, req.ifname)
-    except OSError as e:
-        raise _io_error(e, store) from None
+    except STORE_ERRORS as e:
+        raise _store_error(e, store) from None
     finally:
         store.close()
     ips = [IPConfig(a.address, a.gateway_ip) for a in allocations]
@@ -97,36 +120,38 @@ def _allocate_all(store: Store, conf: ipam_config.IPAMConfig, cid: str, ifname: 
     return done
 
 
-def _store_dir(req: Request) -> tuple[str, str]:
-    """dataDir and network for verbs that must work even when the ranges are broken (DEL, GC)."""
+def _existing_store(req: Request) -> Store | None:
+    """The store for verbs that must work even when the ranges are broken (DEL, GC); None when
+    nothing was ever allocated on this network here."""
     ipam = ipam_config.ipam_section(req.config)
-    return ipam_config.data_dir(ipam), req.network
+    return open_store(ipam_config.data_dir(ipam), req.network, ipam_config.store_config(ipam), create=False)
 
 
 def cmd_del(req: Request) -> None:
     cniargs.parse(req.args, CNI_ARGS_KEYS)
-    data_dir, network = _store_dir(req)
-    if not os.path.isdir(os.path.join(data_dir, network)):
-        return  # nothing was ever allocated on this network here
-    store = open_store(data_dir, network)
+    store = _existing_store(req)
+    if store is None:
+        return
     try:
         with store:
             store.release_by_attachment(req.container_id, req.ifname)
             store.tidy()
-    except OSError as e:
-        raise _io_error(e, store) from None
+    except STORE_ERRORS as e:
+        raise _store_error(e, store) from None
     finally:
         store.close()
 
 
 def cmd_check(req: Request) -> None:
     conf = ipam_config.load(req.config, cniargs.parse(req.args, CNI_ARGS_KEYS), req.version)
-    if not os.path.isdir(os.path.join(conf.data_dir, conf.name)):
+    store = open_store(conf.data_dir, conf.name, conf.store, create=False)
+    if store is None:
         raise CNIError(INTERNAL, f"host-local: Failed to find address added by container {req.container_id}")
-    store = open_store(conf.data_dir, conf.name)
     try:
         with store:
             leases = store.get_by_attachment(req.container_id, req.ifname)
+    except STORE_ERRORS as e:
+        raise _store_error(e, store) from None
     finally:
         store.close()
     if not leases:
@@ -149,10 +174,9 @@ def cmd_check(req: Request) -> None:
 def cmd_gc(req: Request) -> None:
     valid = valid_attachments(req.config)
     valid_ids = {cid for cid, _ in valid}
-    data_dir, network = _store_dir(req)
-    if not os.path.isdir(os.path.join(data_dir, network)):
+    store = _existing_store(req)
+    if store is None:
         return
-    store = open_store(data_dir, network)
     errors = []
     try:
         with store:
@@ -168,6 +192,8 @@ def cmd_gc(req: Request) -> None:
                     except OSError as e:  # go on past errors and report them, as the spec asks
                         errors.append(f"{format_ip(lease.family, lease.value)}: {e.strerror}")
             store.tidy()
+    except STORE_ERRORS as e:
+        raise _store_error(e, store) from None
     finally:
         store.close()
     if errors:
@@ -176,10 +202,12 @@ def cmd_gc(req: Request) -> None:
 
 def cmd_status(req: Request) -> None:
     ipam_config.load(req.config, {}, req.version)
-    data_dir, network = _store_dir(req)
-    path = os.path.join(data_dir, network)
+    ipam = ipam_config.ipam_section(req.config)
+    where = ipam_config.store_config(ipam)
+    data_dir = ipam_config.data_dir(ipam)
     try:
-        store = DiskStore(data_dir, network)
+        store = DiskStore(data_dir, req.network) if where.kind == "disk" else open_store(data_dir, req.network, where)
+        assert store is not None
         try:
             with store:
                 store.probe()
@@ -188,8 +216,14 @@ def cmd_status(req: Request) -> None:
     except OSError as e:
         raise CNIError(
             NOT_AVAILABLE,
-            f'host-local: lease store "{path}" is not writable: {e.strerror}',
+            f'host-local: lease store "{os.path.join(data_dir, req.network)}" is not writable: {e.strerror}',
             "ADD can't reserve addresses until the data directory is writable",
+        ) from None
+    except (StoreUnavailable, StoreRefused) as e:
+        raise CNIError(
+            NOT_AVAILABLE,
+            f"host-local: the etcd lease store is not usable: {e}",
+            "ADD can't reserve addresses until etcd answers with a quorum",
         ) from None
 
 

@@ -34,8 +34,17 @@ def of_attachment(leases: list[Lease], container_id: str, ifname: str) -> list[L
     return [lease for lease in leases if lease.ifname is None and lease.container_id == cid]
 
 
+class StoreUnavailable(Exception):
+    """The store did not answer in time (etcd down, no quorum, unreachable): try again later."""
+
+
+class StoreRefused(Exception):
+    """The store refused a request (not worth retrying as it is)."""
+
+
 class Store:
-    """Abstract lease store; subclasses implement every method."""
+    """Abstract lease store; subclasses implement every method. Besides OSError, a store raises
+    StoreUnavailable or StoreRefused."""
 
     def lock(self) -> None:
         raise NotImplementedError
