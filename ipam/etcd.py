@@ -70,7 +70,7 @@ class EtcdStore(Store):
         )
         if answer.get("succeeded"):
             return True
-        kvs = _kvs(answer.get("responses", [{}])[0].get("response_range", {}))
+        kvs = _kvs(((answer.get("responses") or [{}])[0] or {}).get("response_range", {}))
         # held already: by us, when an earlier try of this very reservation was applied after all
         return bool(kvs) and unb64(kvs[0].get("value", "")) == holder
 
