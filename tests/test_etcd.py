@@ -237,3 +237,33 @@ def test_etcd_endpoints_are_tried_in_turn(etcd3: EtcdCluster) -> None:
     store = EtcdStore(etcd3.client(deadline=3), "/t", "turn")
     assert store.reserve("c1", "eth0", 4, 0x0A3C0007, "0") is True
     assert os.path.basename(str(store.client.endpoints[store.client._next])) != etcd3.endpoints[0]
+
+
+def test_a_hung_member_costs_one_try_timeout_not_the_request(host_local: Runner, etcd3: EtcdCluster) -> None:
+    """A stopped (SIGSTOP) member still accepts connections (the kernel's backlog) and never answers:
+    the try times out and the next endpoint serves the request."""
+    import signal
+
+    proc = etcd3.procs[0]
+    assert proc is not None
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        cfg = conf(etcd3, store={"timeout": 0.3, "deadline": 5})
+        assert host_local("ADD", cfg, container_id="c1").ok()["ips"][0]["address"] == "10.60.0.2/24"
+        assert time.monotonic() - start < 3
+    finally:
+        proc.send_signal(signal.SIGCONT)
+
+
+def test_without_quorum_add_is_try_again_later_and_changes_nothing(host_local: Runner, etcd3: EtcdCluster) -> None:
+    host_local("ADD", conf(etcd3), container_id="c1").ok()
+    etcd3.kill(1)
+    etcd3.kill(2)  # one member of three left: no quorum, no writes, no linearizable reads
+    err = host_local("ADD", conf(etcd3, store={"deadline": 1}), container_id="c2").error
+    assert err["code"] == 11, err
+    assert host_local("STATUS", conf(etcd3, "1.1.0", store={"deadline": 1})).error["code"] == 50
+    etcd3.start(1)
+    etcd3.start(2)
+    etcd3.wait_ready()
+    assert leases(etcd3) == {"10.60.0.2": "c1\r\neth0"}
