@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
     config.write_bytecode = 0;
     config.parse_argv = 0;
     config.install_signal_handlers = 1;
-    config.import_time = getenv("CNI_MACVLAN_IMPORTTIME") != NULL; /* -X importtime, for `make profile` */
+    config.import_time = getenv("CNI_MACVLAN_IMPORTTIME") != NULL; /* -X importtime: profiling, test_launcher */
     check(PyConfig_SetBytesArgv(&config, argc, argv), &config);
     check(PyConfig_SetBytesString(&config, &config.executable, exe), &config);
     check(PyConfig_SetBytesString(&config, &config.home, home), &config);
