@@ -23,9 +23,8 @@ from cni_macvlan.cni import faults
 from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
 from cni_macvlan.cni.statefile import write_atomic
 
-from .store import Lease, Store
+from .store import Lease, Store, lease_content, parse_lease
 
-LINE_BREAK = "\r\n"
 LAST_RESERVED_PREFIX = "last_reserved_ip."
 LOCK_NAME = "lock"
 TMP_PREFIX = ".tmp-"
@@ -49,15 +48,6 @@ def _read_lease(path: str, regular: bool = False) -> bytes | None:
         return b"".join(chunks)
     finally:
         os.close(fd)
-
-
-def parse_lease_file(content: str) -> tuple[str, str | None]:
-    """File content -> (container ID, ifname or None for a legacy file)."""
-    text = content.strip()
-    cid, sep, ifname = text.partition("\n")
-    if not sep:
-        return text, None
-    return cid.strip(), ifname.strip()
 
 
 def _check_private(path: str) -> None:
@@ -107,7 +97,7 @@ class DiskStore(Store):
 
     def reserve(self, container_id: str, ifname: str, family: int, value: int, range_id: str) -> bool:
         path = os.path.join(self.dir, format_ip(family, value))
-        tmp = self._write_tmp(container_id.strip() + LINE_BREAK + ifname)
+        tmp = self._write_tmp(lease_content(container_id, ifname))
         faults.step("lease-written")
         try:
             os.link(tmp, path)
@@ -149,7 +139,7 @@ class DiskStore(Store):
             if raw is None:
                 continue  # gone meanwhile (a symlink is never listed nor followed)
             content = raw.decode("utf-8", errors="replace")
-            cid, ifname = parse_lease_file(content)
+            cid, ifname = parse_lease(content)
             leases.append(Lease(family, value, cid, ifname))
         return leases
 

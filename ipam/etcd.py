@@ -20,13 +20,11 @@ from __future__ import annotations
 from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
 
 from .etcd_client import Client, b64, prefix_end, unb64
-from .store import Lease, Store
-
-LINE_BREAK = "\r\n"
+from .store import Lease, Store, lease_content, parse_lease
 
 
 def _holder(container_id: str, ifname: str) -> bytes:
-    return (container_id.strip() + LINE_BREAK + ifname).encode()
+    return lease_content(container_id, ifname).encode()
 
 
 class EtcdStore(Store):
@@ -81,33 +79,31 @@ class EtcdStore(Store):
         except (AddressError, UnicodeDecodeError):
             return None
 
-    def leases(self) -> list[Lease]:
-        start = self.base + b"ip/"
-        kvs = _kvs(self.client.call("kv/range", {"key": b64(start), "range_end": b64(prefix_end(start))}))
-        leases = []
-        for kv in kvs:
+    def _range(self, start: bytes, keys_only: bool = False) -> list[tuple[int, int, dict]]:  # type: ignore[type-arg]
+        """(family, value, kv) of every key under ``start`` whose remainder is an address."""
+        request: dict[str, object] = {"key": b64(start), "range_end": b64(prefix_end(start))}
+        if keys_only:
+            request["keys_only"] = True
+        found = []
+        for kv in _kvs(self.client.call("kv/range", request)):
             try:
                 family, value = parse_ip(unb64(kv["key"])[len(start) :].decode())
             except (AddressError, UnicodeDecodeError, KeyError):
                 continue
-            cid, _, ifname = unb64(kv.get("value", "")).decode(errors="replace").partition(LINE_BREAK)
-            leases.append(Lease(family, value, cid, ifname or None))
+            found.append((family, value, kv))
+        return found
+
+    def leases(self) -> list[Lease]:
+        leases = []
+        for family, value, kv in self._range(self.base + b"ip/"):
+            cid, ifname = parse_lease(unb64(kv.get("value", "")).decode(errors="replace"))
+            leases.append(Lease(family, value, cid, ifname))
         return leases
 
     def get_by_attachment(self, container_id: str, ifname: str) -> list[Lease]:
         """From the index: one prefix read, whatever the size of the network."""
         start = self._att_prefix(container_id, ifname)
-        kvs = _kvs(
-            self.client.call("kv/range", {"key": b64(start), "range_end": b64(prefix_end(start)), "keys_only": True})
-        )
-        leases = []
-        for kv in kvs:
-            try:
-                family, value = parse_ip(unb64(kv["key"])[len(start) :].decode())
-            except (AddressError, UnicodeDecodeError, KeyError):
-                continue
-            leases.append(Lease(family, value, container_id, ifname))
-        return leases
+        return [Lease(family, value, container_id, ifname) for family, value, _ in self._range(start, keys_only=True)]
 
     def release(self, family: int, value: int) -> None:
         """Drop the lease on one address and its index key (absent is fine)."""
@@ -115,8 +111,9 @@ class EtcdStore(Store):
         kvs = _kvs(self.client.call("kv/range", {"key": b64(key)}))
         if not kvs:
             return
-        cid, _, ifname = unb64(kvs[0].get("value", "")).decode(errors="replace").partition(LINE_BREAK)
-        self._release_held(family, value, unb64(kvs[0].get("value", "")), cid, ifname)
+        holder = unb64(kvs[0].get("value", ""))
+        cid, ifname = parse_lease(holder.decode(errors="replace"))
+        self._release_held(family, value, holder, cid, ifname or "")
 
     def release_by_attachment(self, container_id: str, ifname: str) -> list[Lease]:
         leases = self.get_by_attachment(container_id, ifname)

@@ -7,6 +7,23 @@ but ``lock``/``close`` is called with the lock held.
 
 from __future__ import annotations
 
+LINE_BREAK = "\r\n"
+
+
+def lease_content(container_id: str, ifname: str) -> str:
+    """What a lease holds, in every store: ``<containerID>\\r\\n<ifname>`` (upstream's file content)."""
+    return container_id.strip() + LINE_BREAK + ifname
+
+
+def parse_lease(content: str) -> tuple[str, str | None]:
+    """A lease's content -> (container ID, ifname or None for a legacy one holding only the ID);
+    whitespace is tolerated."""
+    text = content.strip()
+    cid, sep, ifname = text.partition("\n")
+    if not sep:
+        return text, None
+    return cid.strip(), ifname.strip()
+
 
 class Lease:
     __slots__ = ("container_id", "family", "ifname", "value")
