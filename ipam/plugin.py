@@ -201,12 +201,14 @@ def cmd_gc(req: Request) -> None:
 
 
 def cmd_status(req: Request) -> None:
-    ipam_config.load(req.config, {}, req.version)
-    ipam = ipam_config.ipam_section(req.config)
-    where = ipam_config.store_config(ipam)
-    data_dir = ipam_config.data_dir(ipam)
+    conf = ipam_config.load(req.config, {}, req.version)
+    data_dir = conf.data_dir
     try:
-        store = DiskStore(data_dir, req.network) if where.kind == "disk" else open_store(data_dir, req.network, where)
+        store = (
+            DiskStore(data_dir, req.network)
+            if conf.store.kind == "disk"
+            else open_store(data_dir, req.network, conf.store)
+        )
         assert store is not None
         try:
             with store:
