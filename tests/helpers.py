@@ -108,3 +108,12 @@ class MemStore(Store):
 
 def json_bytes(obj: Any) -> bytes:
     return json.dumps(obj).encode()
+
+
+def ipam_conf(data_dir: Path, name: str, subnet: str, version: str = "1.0.0") -> dict[str, Any]:
+    """A network config for host-local alone: one subnet, its store in ``data_dir``."""
+    return {
+        "cniVersion": version,
+        "name": name,
+        "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(data_dir)},
+    }

@@ -116,3 +116,15 @@ def lease_files(data_dir: Path, network: str) -> dict[str, str]:
     if not d.exists():
         return {}
     return {p.name: p.read_bytes().decode() for p in d.iterdir() if p.name[0].isdigit() or ":" in p.name}
+
+
+def macvlan_conf(name: str, data_dir: Path, state_dir: Path, subnet: str = SUBNET4) -> dict[str, Any]:
+    """Our macvlan on the lab's upl0 with host-local: the config most namespace tests start from."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": name,
+        "type": "macvlan",
+        "master": "upl0",
+        "stateDir": str(state_dir),
+        "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(data_dir)},
+    }

@@ -9,17 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import dist_executable
-from tests.helpers import cni_env, json_bytes, run_exec
+from tests.helpers import cni_env, ipam_conf, json_bytes, run_exec
 
 N = 32
 
 
 def config(data_dir: Path, subnet: str = "10.50.0.0/24") -> dict:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "busy",
-        "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(data_dir)},
-    }
+    return ipam_conf(data_dir, "busy", subnet)
 
 
 def run_all(exe: Path, command: str, conf: dict, ids: list[str]) -> list:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import helpers, netns
 from tests.conftest import MacvlanRunner, dist_executable
 from tests.helpers import Outcome, cni_env, json_bytes, run_exec
 from tests.netns import Lab, lease_files
@@ -29,12 +30,7 @@ def store_files(data_dir: Path, network: str) -> dict[str, bytes]:
 
 
 def ipam_conf(data_dir: Path) -> dict:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "crashnet",
-        "type": "host-local",
-        "ipam": {"type": "host-local", "subnet": "10.66.0.0/29", "dataDir": str(data_dir)},
-    }
+    return helpers.ipam_conf(data_dir, "crashnet", "10.66.0.0/29")
 
 
 @pytest.mark.parametrize("layout", ["host-local", "fast/host-local"])
@@ -86,14 +82,7 @@ def killed(out: Outcome, step: str) -> None:
 
 
 def macvlan_conf(tmp_path: Path) -> dict:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "crashnet",
-        "type": "macvlan",
-        "master": "upl0",
-        "stateDir": str(tmp_path / "state"),
-        "ipam": {"type": "host-local", "subnet": "10.77.0.0/24", "dataDir": str(tmp_path / "leases")},
-    }
+    return netns.macvlan_conf("crashnet", tmp_path / "leases", tmp_path / "state")
 
 
 @pytest.mark.netns

@@ -11,15 +11,11 @@ import pytest
 from cni_macvlan.cni import delegate
 from cni_macvlan.cni.errors import CNIError
 from tests.conftest import dist_executable, go_plugin
-from tests.helpers import cni_env, json_bytes
+from tests.helpers import cni_env, ipam_conf, json_bytes
 
 
 def conf(data_dir: Path) -> dict:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "dnet",
-        "ipam": {"type": "host-local", "subnet": "10.70.0.0/24", "dataDir": str(data_dir)},
-    }
+    return ipam_conf(data_dir, "dnet", "10.70.0.0/24")
 
 
 @pytest.mark.parametrize("impl", ["ours", "go"])

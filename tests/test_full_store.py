@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import helpers, netns
 from tests.conftest import MacvlanRunner, Runner
 from tests.netns import Lab, lease_files
 
@@ -54,11 +55,7 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 
 def ipam_conf(data_dir: Path) -> dict:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "tight",
-        "ipam": {"type": "host-local", "subnet": "10.66.0.0/28", "dataDir": str(data_dir)},
-    }
+    return helpers.ipam_conf(data_dir, "tight", "10.66.0.0/28")
 
 
 def test_add_on_a_full_disk_fails_with_code_5_and_changes_nothing(host_local: Runner, fs: Path) -> None:
@@ -109,14 +106,7 @@ def test_a_read_only_store_without_the_network_yet_refuses_add(host_local: Runne
 
 
 def macvlan_conf(data_dir: Path, state_dir: Path) -> dict:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "tight",
-        "type": "macvlan",
-        "master": "upl0",
-        "stateDir": str(state_dir),
-        "ipam": {"type": "host-local", "subnet": "10.77.0.0/24", "dataDir": str(data_dir)},
-    }
+    return netns.macvlan_conf("tight", data_dir, state_dir)
 
 
 @pytest.mark.netns

@@ -12,20 +12,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import MacvlanRunner
-from tests.netns import Lab
+from tests.netns import Lab, macvlan_conf
 
 pytestmark = pytest.mark.netns
 
 
 def base(tmp_path: Path) -> dict[str, Any]:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "hostile",
-        "type": "macvlan",
-        "master": "upl0",
-        "stateDir": str(tmp_path / "state"),
-        "ipam": {"type": "host-local", "subnet": "10.77.0.0/24", "dataDir": str(tmp_path / "leases")},
-    }
+    return macvlan_conf("hostile", tmp_path / "leases", tmp_path / "state")
 
 
 def nested(depth: int) -> str:

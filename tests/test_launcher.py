@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import helpers
 from tests.conftest import dist_executable
 from tests.helpers import cni_env, json_bytes, run_exec
 
@@ -21,12 +22,7 @@ LAYOUTS = ["host-local", "fast/host-local"]
 
 
 def ipam_conf(data_dir: Path, name: str = "launch") -> dict[str, object]:
-    return {
-        "cniVersion": "1.0.0",
-        "name": name,
-        "type": "host-local",
-        "ipam": {"type": "host-local", "subnet": "10.66.0.0/29", "dataDir": str(data_dir)},
-    }
+    return helpers.ipam_conf(data_dir, name, "10.66.0.0/29")
 
 
 def test_a_single_file_runs_alone_and_unpacks_nothing(tmp_path: Path) -> None:
@@ -154,16 +150,10 @@ def test_every_module_of_ours_is_preloaded_for_add_check_and_del(lab, tmp_path: 
     starts (launcher/_cni_boot.py, preload). A module of ours imported the slow way (through the
     import system: `-X importtime` lists it) is one the recorded order missed."""
     from tests.conftest import MacvlanRunner
+    from tests.netns import macvlan_conf
 
     run = MacvlanRunner(lab, dist_executable(layout).parent, "dist")
-    conf = {
-        "cniVersion": "1.0.0",
-        "name": "preload",
-        "type": "macvlan",
-        "master": "upl0",
-        "stateDir": str(tmp_path / "state"),
-        "ipam": {"type": "host-local", "subnet": "10.77.0.0/24", "dataDir": str(tmp_path / "leases")},
-    }
+    conf = macvlan_conf("preload", tmp_path / "leases", tmp_path / "state")
     c1 = lab.container("c1")
     slow: list[str] = []
     config: dict = conf

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import dist_executable
 from tests.helpers import Outcome
-from tests.netns import Lab
+from tests.netns import Lab, macvlan_conf
 
 N = 32
 ROUNDS = 3
@@ -25,14 +25,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.exec]
 
 
 def config(data_dir: Path, state_dir: Path) -> dict:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "soak",
-        "type": "macvlan",
-        "master": "upl0",
-        "stateDir": str(state_dir),
-        "ipam": {"type": "host-local", "subnet": "10.77.0.0/24", "dataDir": str(data_dir)},
-    }
+    return macvlan_conf("soak", data_dir, state_dir)
 
 
 def store_view(data_dir: Path) -> dict[str, str]:

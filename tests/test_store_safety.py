@@ -8,14 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Runner
+from tests.helpers import ipam_conf
 
 
 def conf(data_dir: Path) -> dict:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "safe",
-        "ipam": {"type": "host-local", "subnet": "10.1.2.0/29", "dataDir": str(data_dir)},
-    }
+    return ipam_conf(data_dir, "safe", "10.1.2.0/29")
 
 
 @pytest.mark.parametrize("which", ["dataDir", "network dir"])
