@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from .cni import faults, jsonio, statefile
+from .cni import faults, jsonio, keys, statefile
 from .cni.errors import INTERNAL, INVALID_CONFIG, CNIError
 from .netlink import IFF_LOOPBACK, Link, Netlink, NetlinkError
 
@@ -181,16 +181,7 @@ class Store:
 
 
 def state_dir(config: dict[str, Any]) -> str:
-    value = config.get("stateDir") or DEFAULT_STATE_DIR
-    if not isinstance(value, str) or "\0" in value:
-        raise CNIError(INVALID_CONFIG, f"stateDir must be a directory path, got {value!r}")
-    if not value.startswith("/"):
-        raise CNIError(
-            INVALID_CONFIG,
-            f'stateDir "{value}" is relative',
-            "give an absolute path (a relative one depends on the cwd)",
-        )
-    return value
+    return keys.directory("stateDir", config.get("stateDir") or DEFAULT_STATE_DIR)
 
 
 def acquire(node: Netlink, store: Store, spec: ParentSpec, att: Attachment) -> Link:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from cni_macvlan.cni import versions
 from cni_macvlan.cni.errors import INVALID_CONFIG, CNIError
 from cni_macvlan.cni.ip import AddressError, parse_cidr, parse_ip, parse_ip_or_cidr
-from cni_macvlan.cni.keys import get
+from cni_macvlan.cni.keys import directory, get
 from cni_macvlan.cni.result import Route
 
 from .disk import DEFAULT_DATA_DIR
@@ -80,14 +80,7 @@ def ipam_section(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def data_dir(ipam: dict[str, Any]) -> str:
-    value = get(ipam, "dataDir") or DEFAULT_DATA_DIR
-    if not isinstance(value, str) or "\0" in value:
-        raise _invalid(f"ipam.dataDir must be a directory path, got {value!r}")
-    if not value.startswith("/"):
-        raise _invalid(
-            f'ipam.dataDir "{value}" is relative', "give an absolute path (a relative one depends on the runtime's cwd)"
-        )
-    return value
+    return directory("ipam.dataDir", get(ipam, "dataDir") or DEFAULT_DATA_DIR)
 
 
 def _string_list(value: Any, key: str) -> list[str]:
