@@ -5,7 +5,7 @@ PYTHON ?= /usr/bin/python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PREFIX ?= /opt/cni/bin
-SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec launcher/cni-macvlan.c launcher/_cni_boot.py
+SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec launcher/cni-macvlan.c launcher/_cni_boot.py launcher/_cni_zygote.py
 
 .PHONY: venv build test test-host test-vm lint clean install bench demo
 
@@ -40,18 +40,31 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# Installs the fast layout: one frozen tree in LIBDIR, the plugin names as symlinks in PREFIX.
+# Installs the fast layout: one frozen tree in LIBDIR, the plugin names as symlinks in PREFIX, and
+# the zygote's systemd unit (enabled and (re)started where systemd runs; ZYGOTE=no leaves it out).
 # LAYOUT=single installs the self-contained single-file executables instead.
 LIBDIR ?= /opt/cni-macvlan
 LAYOUT ?= fast
+ZYGOTE ?= yes
+UNITDIR ?= /etc/systemd/system
 install: build
 	install -d $(PREFIX)
 ifeq ($(LAYOUT),single)
 	install -m 0755 dist/host-local dist/macvlan $(PREFIX)/
 else
 	rm -rf $(LIBDIR).new && mkdir -p $(dir $(LIBDIR)) && cp -a dist/cni-macvlan $(LIBDIR).new
+	sed 's#@LIBDIR@#$(LIBDIR)#g' launcher/cni-macvlan-zygote.service > $(LIBDIR).new/cni-macvlan-zygote.service
 	rm -rf $(LIBDIR) && mv $(LIBDIR).new $(LIBDIR)
 	for p in macvlan host-local; do ln -sfn $(LIBDIR)/cni-macvlan $(PREFIX)/$$p; done
+ifeq ($(ZYGOTE),yes)
+	@if [ -d /run/systemd/system ]; then \
+		install -m 0644 $(LIBDIR)/cni-macvlan-zygote.service $(UNITDIR)/ && systemctl daemon-reload && \
+		systemctl enable cni-macvlan-zygote && systemctl restart cni-macvlan-zygote; \
+	else \
+		echo "no systemd here: run '$(LIBDIR)/cni-macvlan zygote' under your service manager" \
+			"(unit: $(LIBDIR)/cni-macvlan-zygote.service)"; \
+	fi
+endif
 endif
 
 # A real run of the built plugins in private namespaces: ADD two containers, ping, CHECK, DEL.

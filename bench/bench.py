@@ -1,6 +1,6 @@
 """Side-by-side benchmark: our plugins against Debian's Go plugins, alternating, in one run.
 
-    python bench/bench.py [--runs N] [--fast DIR] [--single DIR] [--json FILE]
+    python bench/bench.py [--runs N] [--fast DIR] [--single DIR] [--no-zygote] [--json FILE]
 
 Runs in a private namespace lab (tests/netns.py): the benchmark process enters the node namespace
 itself, so each timing is one exec of a plugin, as a runtime pays it. Ours and Go's alternate call by
@@ -42,9 +42,11 @@ def config(data_dir: str, name: str = "bench", subnet: str = SUBNET4, version: s
 
 
 class Impl:
-    def __init__(self, name: str, bindir: Path) -> None:
+    def __init__(self, name: str, bindir: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.bindir = bindir
+        # ours run without a zygote unless told (one may serve /run/cni-macvlan/zygote.sock here)
+        self.env = env if env is not None else {"CNI_MACVLAN_ZYGOTE": ""}
 
     def call(self, plugin: str, command: str, conf: dict, netns: str, cid: str) -> tuple[float, str]:
         env = {
@@ -54,6 +56,7 @@ class Impl:
             "CNI_IFNAME": "eth0",
             "CNI_PATH": str(self.bindir),
             "PATH": "/usr/bin:/bin",
+            **self.env,
         }
         data = json.dumps(conf).encode()
         start = time.perf_counter()
@@ -81,6 +84,9 @@ def main() -> None:
     parser.add_argument("--single", default=str(ROOT / "dist"), help="our single files; '' to leave them out")
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--concurrent", type=int, default=16)
+    parser.add_argument(
+        "--no-zygote", dest="zygote", action="store_false", help="leave out the fast layout served by a zygote"
+    )
     parser.add_argument("--no-etcd", dest="etcd", action="store_false", help="leave out the etcd store's ADD/DEL")
     parser.add_argument("--json", default=str(ROOT / "bench-results" / "bench.json"))
     args = parser.parse_args()
@@ -88,9 +94,16 @@ def main() -> None:
     impls = [Impl("fast", Path(args.fast))]
     if args.single:
         impls.append(Impl("single", Path(args.single)))
-    impls.append(Impl("go", GO))
-    lab = Lab()
     stores = tempfile.mkdtemp(prefix="cni-bench-")
+    zygote = None
+    if args.zygote:  # started from the node's namespace, as its service would be
+        from tests.zygote import Zygote
+
+        tree = (Path(args.fast) / "macvlan").resolve()
+        zygote = Zygote(tree, Path(stores) / "zygote.sock", Path(stores) / "zygote.log")
+        impls.append(Impl("zygote", Path(args.fast), zygote.env))
+    impls.append(Impl("go", GO, {}))
+    lab = Lab()
     results: dict[str, dict[str, dict[str, float]]] = {}
     etcd = None
     try:
@@ -162,10 +175,14 @@ def main() -> None:
 
         for name, metrics in samples.items():
             results[name] = {metric: summary(values) for metric, values in metrics.items()}
+        if zygote is not None and zygote.served() == 0:
+            raise SystemExit(f"the zygote served nothing: {zygote.log_text()}")
     finally:
         lab.close()
         if etcd is not None:
             etcd.close()
+        if zygote is not None:
+            zygote.stop()
         subprocess.run(["rm", "-rf", stores], check=False)
 
     ours = [i.name for i in impls if i.name != "go"]

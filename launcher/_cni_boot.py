@@ -104,18 +104,16 @@ def run() -> None:
             bundle = f.read()
     loader = Bundle(bundle)
     sys.meta_path.insert(0, loader)
-    loader.preload(sys.argv[0].rpartition("/")[2])
-    from cni_macvlan.__main__ import main
+    name = sys.argv[0].rpartition("/")[2]
+    if name == "cni-macvlan" and sys.argv[1:2] == ["zygote"]:
+        for plugin in loader.orders:
+            loader.preload(plugin)
+        import _cni_zygote
 
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        if isinstance(e.code, int) or e.code is None:
-            code = e.code or 0
-        else:
-            sys.stderr.write(f"{e.code}\n")
-            code = 1
+        _cni_zygote.main(sys.argv, f"{home}/{BUNDLE}", run_plugin)
+        return
+    loader.preload(name)
+    code = run_plugin()
     # The plugin's output is written and its files closed: skip the interpreter's teardown (module
     # cleanup and garbage collection, 1-2 ms of every exec) and leave now.
     import os
@@ -123,3 +121,17 @@ def run() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def run_plugin() -> int:
+    """Run the plugin sys.argv[0] names; its exit code."""
+    from cni_macvlan.__main__ import main
+
+    try:
+        main()
+    except SystemExit as e:
+        if isinstance(e.code, int) or e.code is None:
+            return e.code or 0
+        sys.stderr.write(f"{e.code}\n")
+        return 1
+    return 0

@@ -18,17 +18,28 @@
  * with sys.argv as given (the plugin is chosen by the name it was exec'd under), sys.frozen set and
  * sys.executable the real path of this file. It also provides `_cni_launcher.setns`: Python 3.11's
  * os module has no setns, and ctypes would cost about 2.5 ms per exec.
+ *
+ * The tree layout first offers the request to a zygote (launcher/_cni_zygote.py: the same program
+ * started once with `cni-macvlan zygote`, modules loaded, forking a child per request) and starts
+ * its own interpreter only when no zygote of this very build takes it. See try_zygote().
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <stdlib.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static PyObject *launcher_setns(PyObject *self, PyObject *args) {
     int fd, nstype = 0;
@@ -48,6 +59,131 @@ static struct PyModuleDef launcher_module = {
 };
 
 static PyObject *launcher_init(void) { return PyModule_Create(&launcher_module); }
+
+#define ZYGOTE_SOCKET "/run/cni-macvlan/zygote.sock"
+#define ZYGOTE_MAGIC "cni-macvlan-zygote/1"
+#define ZYGOTE_MAX_REQUEST (192 * 1024)
+
+/* The build a zygote must be of to run our requests: the identity of lib/_cni_modules.bin. The
+   zygote computes the same from the file it loaded (_cni_zygote.build_id). */
+static int build_id(const char *lib, char *out, size_t size) {
+    char bundle[PATH_MAX + 32];
+    struct stat st;
+    snprintf(bundle, sizeof bundle, "%s/_cni_modules.bin", lib);
+    if (stat(bundle, &st) != 0) return -1;
+    snprintf(out, size, "%lx:%lx:%lx:%llx", (unsigned long)st.st_dev, (unsigned long)st.st_ino,
+             (unsigned long)st.st_size, (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + st.st_mtim.tv_nsec);
+    return 0;
+}
+
+static int append(char *buf, size_t *len, const char *text) {
+    size_t n = strlen(text) + 1;
+    if (*len + n > ZYGOTE_MAX_REQUEST) return -1;
+    memcpy(buf + *len, text, n);
+    *len += n;
+    return 0;
+}
+
+static ssize_t receive(int sock, char *reply, size_t size) {
+    ssize_t n;
+    do n = recv(sock, reply, size - 1, 0);
+    while (n < 0 && errno == EINTR);
+    reply[n > 0 ? n : 0] = '\0';
+    return n;
+}
+
+/* Hand the whole exec to a zygote, in two steps:
+     1. one SOCK_SEQPACKET message, no descriptors: protocol, build id, umask, argv[0], environment;
+        the zygote answers "ready" or "declined: <why>". We wait 2 s at most (SO_RCVTIMEO; connect
+        and send are bounded alike): a stopped or swamped zygote costs that, then we run the
+        request ourselves, and what we left in its queue holds nothing of ours.
+     2. our stdin, stdout, stderr, working directory, network and mount namespaces as descriptors;
+        the zygote forks a child that joins them, says "started" and runs the plugin; then comes
+        "exit N" or "signal N", and we end the same way.
+   Returns (and the caller runs the plugin itself) whenever no child was started. Once a child has
+   said "started" we never run the request a second time. */
+static void try_zygote(const char *lib, char **argv) {
+    const char *path = getenv("CNI_MACVLAN_ZYGOTE");
+    if (path == NULL) path = ZYGOTE_SOCKET;
+    if (path[0] == '\0' || getenv("CNI_MACVLAN_IMPORTTIME") != NULL) return;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path) return;
+    strcpy(addr.sun_path, path);
+
+    char id[128], reply[64];
+    if (build_id(lib, id, sizeof id) != 0) return;
+    int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (sock < 0) return;
+    struct timeval wait = {.tv_sec = 2};
+    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
+    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        close(sock); /* no zygote: the usual case */
+        return;
+    }
+    char *buf = malloc(ZYGOTE_MAX_REQUEST);
+    size_t len = 0;
+    char mask[16];
+    mode_t m = umask(0);
+    umask(m);
+    snprintf(mask, sizeof mask, "%o", (unsigned)m);
+    int ok = buf != NULL && append(buf, &len, ZYGOTE_MAGIC) == 0 && append(buf, &len, id) == 0 &&
+             append(buf, &len, mask) == 0 && append(buf, &len, argv[0]) == 0;
+    for (char **e = environ; ok && *e != NULL; e++) ok = append(buf, &len, *e) == 0;
+    ok = ok && send(sock, buf, len, MSG_NOSIGNAL) == (ssize_t)len;
+    free(buf);
+    if (!ok || receive(sock, reply, sizeof reply) <= 0 || strcmp(reply, "ready") != 0) {
+        close(sock); /* declined, gone, or no answer in time */
+        return;
+    }
+
+    int fds[6] = {0, 1, 2, -1, -1, -1};
+    fds[3] = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    fds[4] = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    fds[5] = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    ok = fds[3] >= 0 && fds[4] >= 0 && fds[5] >= 0;
+    if (ok) {
+        union {
+            char space[CMSG_SPACE(sizeof fds)];
+            struct cmsghdr align;
+        } control;
+        struct iovec iov = {.iov_base = "fds", .iov_len = 3};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+                             .msg_controllen = sizeof control.space};
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof fds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
+        ok = sendmsg(sock, &msg, MSG_NOSIGNAL) == 3;
+    }
+    for (int i = 3; i < 6; i++)
+        if (fds[i] >= 0) close(fds[i]);
+
+    /* the zygote was there a moment ago: from here on we wait for as long as the plugin runs */
+    struct timeval forever = {0};
+    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &forever, sizeof forever);
+    int started = 0;
+    while (ok && receive(sock, reply, sizeof reply) > 0) {
+        int value;
+        if (strcmp(reply, "started") == 0) {
+            started = 1;
+        } else if (sscanf(reply, "exit %d", &value) == 1) {
+            exit(value);
+        } else if (sscanf(reply, "signal %d", &value) == 1) {
+            signal(value, SIG_DFL);
+            raise(value);
+            exit(128 + value);
+        } else if (!started) {
+            break; /* "declined: ...": run it ourselves */
+        }
+    }
+    close(sock);
+    if (started) {
+        fprintf(stderr, "cni-macvlan: the zygote's child ended without a status\n");
+        exit(1);
+    }
+}
 
 /* Does the file end with a zip end-of-central-directory record (no archive comment)? */
 static int has_archive(const char *path) {
@@ -81,6 +217,9 @@ int main(int argc, char **argv) {
     *strrchr(home, '/') = '\0';
     int single_file = has_archive(exe);
     snprintf(lib, sizeof lib, "%s/lib", home);
+    /* the plugin names are links to us; `cni-macvlan zygote` is the zygote itself */
+    const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    if (!single_file && strcmp(name, "cni-macvlan") != 0) try_zygote(lib, argv);
 
     if (PyImport_AppendInittab("_cni_launcher", launcher_init) != 0) fail("cannot register _cni_launcher");
 

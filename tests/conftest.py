@@ -37,17 +37,52 @@ def go_plugin(name: str) -> Path:
 Runner = Callable[..., Outcome]
 
 
-@pytest.fixture(params=["inprocess", "exec", "fast"])
+@pytest.fixture(scope="session")
+def zygote(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A zygote of the built tree (launcher/_cni_zygote.py) on a private socket, for this session."""
+    from tests.zygote import Zygote
+
+    if os.geteuid() != 0:
+        pytest.skip("the zygote serves root only")
+    exe = dist_executable("cni-macvlan/cni-macvlan")
+    d = tmp_path_factory.mktemp("zygote")
+    z = Zygote(exe, d / "z.sock", d / "z.log")
+    yield z
+    assert z.stop() == 0, z.log_text()
+    assert not z.socket.exists()
+
+
+class Served:
+    """Counts a runner's execs in "zygote" mode and checks after the test that the zygote forked at
+    least that many children: a zygote that declined (the launcher then runs the plugin itself)
+    would pass unseen otherwise."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.zygote = request.getfixturevalue("zygote")
+        self.before = self.zygote.served()
+        self.calls = 0
+        request.addfinalizer(self.check)
+
+    def check(self) -> None:
+        assert self.zygote.served() - self.before >= self.calls, self.zygote.log_text()[-2000:]
+
+
+@pytest.fixture(params=["inprocess", "exec", "fast", "zygote"])
 def host_local(request: pytest.FixtureRequest) -> Runner:
     """Run our host-local: in-process through the skeleton, or exec'd like a runtime does, as the
-    single-file dist/host-local or from the fast layout dist/fast/host-local."""
+    single-file dist/host-local, from the fast layout dist/fast/host-local, or that one served by
+    a zygote."""
     from tests.helpers import json_bytes
 
-    if request.param in ("exec", "fast"):
+    if request.param in ("exec", "fast", "zygote"):
         exe = dist_executable("host-local" if request.param == "exec" else "fast/host-local")
+        served = Served(request) if request.param == "zygote" else None
+        extra = served.zygote.env if served else {}
 
         def run(command: str, config: dict[str, Any], **env: Any) -> Outcome:
-            return run_exec(exe, cni_env(command, **env), json_bytes(config))
+            if served:
+                served.calls += 1
+            return run_exec(exe, cni_env(command, **{**extra, **env}), json_bytes(config))
     else:
 
         def run(command: str, config: dict[str, Any], **env: Any) -> Outcome:
@@ -100,10 +135,11 @@ def source_plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class MacvlanRunner:
     """Run a plugin (ours, from dist/ or from source) in the lab's node namespace, as a runtime does."""
 
-    def __init__(self, lab: Any, plugin_dir: Path, mode: str) -> None:
+    def __init__(self, lab: Any, plugin_dir: Path, mode: str, served: Served | None = None) -> None:
         self.lab = lab
         self.plugin_dir = plugin_dir
         self.mode = mode
+        self.served = served
 
     def __call__(
         self,
@@ -121,19 +157,25 @@ class MacvlanRunner:
             "CNI_NETNS": netns,
             "CNI_IFNAME": ifname,
             "CNI_PATH": str(self.plugin_dir),
+            **(self.served.zygote.env if self.served else {}),
             **env,
         }
+        if self.served:
+            self.served.calls += 1
         return self.lab.run([str(self.plugin_dir / plugin)], full_env, config)
 
 
-@pytest.fixture(params=["dist", "fast", "source"])
+@pytest.fixture(params=["dist", "fast", "zygote", "source"])
 def macvlan(request: pytest.FixtureRequest, lab: Any, source_plugin_dir: Path) -> MacvlanRunner:
-    """Our macvlan as the single-file dist/macvlan, from the fast layout dist/fast, or from source;
-    CNI_PATH is the same directory, so the IPAM is the matching host-local."""
+    """Our macvlan as the single-file dist/macvlan, from the fast layout dist/fast (exec'd, or served
+    by a zygote), or from source; CNI_PATH is the same directory, so the IPAM is the matching
+    host-local."""
     if request.param == "dist":
         return MacvlanRunner(lab, dist_executable("macvlan").parent, "dist")
     if request.param == "fast":
         return MacvlanRunner(lab, dist_executable("fast/macvlan").parent, "fast")
+    if request.param == "zygote":
+        return MacvlanRunner(lab, dist_executable("fast/macvlan").parent, "zygote", Served(request))
     return MacvlanRunner(lab, source_plugin_dir, "source")
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 
-_AT = os.environ.get("CNI_MACVLAN_CRASH_AT", "")
-
 
 def step(name: str) -> None:
-    if name == _AT:
+    # read at each step, not at import: a zygote's child (launcher/_cni_zygote.py) gets its
+    # environment after our modules were loaded
+    if name == os.environ.get("CNI_MACVLAN_CRASH_AT"):
         os.kill(os.getpid(), 9)

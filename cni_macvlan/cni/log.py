@@ -40,7 +40,7 @@ def configure(plugin: str, env: Mapping[str, str], config: dict[str, Any]) -> st
         level = "info"
     if _fd > 2:
         os.close(_fd)  # a previous run in this process (tests call handle() many times)
-    _fd, _threshold = (2, 10) if _DEBUG else (-1, 100)
+    _fd, _threshold = (2, 10) if get("CNI_MACVLAN_DEBUG") else (-1, 100)
     if isinstance(path, str) and path and not path.startswith("/"):
         problem = f"log file {path!r} is relative: give an absolute path; not logging"
     elif isinstance(path, str) and path:
