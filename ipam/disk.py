@@ -29,21 +29,27 @@ LAST_RESERVED_PREFIX = "last_reserved_ip."
 LOCK_NAME = "lock"
 TMP_PREFIX = ".tmp-"
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
+READ_SIZE = 65536
 
 
-def _read_lease(path: str, regular: bool = False) -> bytes | None:
+def _read_lease(path: str, regular: bool = False, dir_fd: int | None = None) -> bytes | None:
     """A store file's bytes; None if it is missing or not a regular file (never follows a symlink).
     ``regular``: the caller saw a regular file in the directory listing (no fstat needed; O_NOFOLLOW
-    and O_NONBLOCK still hold if it was swapped meanwhile)."""
+    and O_NONBLOCK still hold if it was swapped meanwhile). ``dir_fd``: ``path`` is a name in it."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
     try:
         if not regular and not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        chunks = []
-        while chunk := os.read(fd, 65536):  # whole: a long container ID must survive the round trip
+        # whole: a long container ID must survive the round trip. A short read of a regular file is
+        # its end, so a lease takes one read (ADD reads every lease of the network).
+        chunk = os.read(fd, READ_SIZE)
+        if len(chunk) < READ_SIZE:
+            return chunk
+        chunks = [chunk]
+        while chunk := os.read(fd, READ_SIZE):
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
@@ -126,21 +132,24 @@ class DiskStore(Store):
     def leases(self) -> list[Lease]:
         leases = []
         with os.scandir(self.dir) as entries:
-            files = [(e.name, e.path) for e in entries if e.is_file(follow_symlinks=False)]
-        for name, path in files:
-            try:
-                family, value = parse_ip(name)
-            except AddressError:
-                continue  # lock, last_reserved_ip.*, temporary files
-            try:
-                raw = _read_lease(path, regular=True)
-            except OSError:
-                continue  # swapped for something unreadable meanwhile
-            if raw is None:
-                continue  # gone meanwhile (a symlink is never listed nor followed)
-            content = raw.decode("utf-8", errors="replace")
-            cid, ifname = parse_lease(content)
-            leases.append(Lease(family, value, cid, ifname))
+            names = [e.name for e in entries if e.is_file(follow_symlinks=False)]
+        dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for name in names:
+                try:
+                    family, value = parse_ip(name)
+                except AddressError:
+                    continue  # lock, last_reserved_ip.*, temporary files
+                try:
+                    raw = _read_lease(name, regular=True, dir_fd=dir_fd)
+                except OSError:
+                    continue  # swapped for something unreadable meanwhile
+                if raw is None:
+                    continue  # gone meanwhile (a symlink is never listed nor followed)
+                cid, ifname = parse_lease(raw.decode("utf-8", errors="replace"))
+                leases.append(Lease(family, value, cid, ifname))
+        finally:
+            os.close(dir_fd)
         return leases
 
     def release(self, family: int, value: int) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MacvlanRunner, dist_executable
+from tests.conftest import MacvlanRunner, Served, dist_executable
 from tests.netns import Lab, lease_files, sh
 
 pytestmark = pytest.mark.vm
@@ -48,7 +48,10 @@ def _needs_vlan_and_dummy() -> None:
 
 
 @pytest.fixture
-def run(lab: Lab) -> MacvlanRunner:
+def run(lab: Lab, request: pytest.FixtureRequest) -> MacvlanRunner:
+    """The fast layout; parametrized indirectly with "zygote", served by a zygote."""
+    if getattr(request, "param", "fast") == "zygote":
+        return MacvlanRunner(lab, dist_executable("fast/macvlan").parent, "zygote", Served(request))
     return MacvlanRunner(lab, dist_executable("fast/macvlan").parent, "fast")
 
 
@@ -87,6 +90,7 @@ def vlan_upstream(lab: Lab, vid: int, address: str, own_netns: bool = False) -> 
     sh("ip", "-n", up, "addr", "add", address, "dev", name, "nodad")
 
 
+@pytest.mark.parametrize("run", ["fast", "zygote"], indirect=True)
 def test_a_vlan_parent_is_created_shared_and_removed_with_its_last_user(
     run: MacvlanRunner, lab: Lab, tmp_path: Path
 ) -> None:
@@ -125,6 +129,7 @@ def test_a_pre_made_parent_is_used_and_never_deleted(run: MacvlanRunner, lab: La
     assert (after["ifindex"], after["flags"], after["mtu"]) == (before["ifindex"], before["flags"], before["mtu"])
 
 
+@pytest.mark.parametrize("run", ["fast", "zygote"], indirect=True)
 def test_a_dummy_parent_when_master_is_omitted(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
     config = conf(tmp_path, "isolated", None, "10.99.0.0/24")
     c1, c2 = lab.container("c1"), lab.container("c2")
