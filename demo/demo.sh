@@ -13,8 +13,10 @@ CONF=$(mktemp /tmp/cni-demo-conf.XXXXXX.json)
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
+ZYGOTE_PID=""
 cleanup() {
-    for ns in "$P-c2" "$P-c1" "$UP" "$NODE"; do ip netns del "$ns" 2>/dev/null || true; done
+    [ -z "$ZYGOTE_PID" ] || { kill "$ZYGOTE_PID" 2>/dev/null; wait "$ZYGOTE_PID" 2>/dev/null || true; }
+    for ns in "$P-c3" "$P-c2" "$P-c1" "$UP" "$NODE"; do ip netns del "$ns" 2>/dev/null || true; done
     rm -rf "$STORE" "$CONF"
 }
 trap cleanup EXIT
@@ -86,10 +88,27 @@ bold "The leases (byte-compatible with the Go host-local)"
 run ls -l "$STORE/pub_net"
 for f in "$STORE"/pub_net/172.*; do printf '%s: %q\n' "$(basename "$f")" "$(cat "$f")"; done
 
+TREE=$(dirname "$(realpath "$PLUGINS/macvlan")")
+if [ -x "$TREE/cni-macvlan" ] && [ -d "$TREE/lib" ]; then
+    bold "The zygote: both plugins kept loaded, a fork per exec (make install runs it as a service)"
+    ZSOCK="$STORE/zygote.sock"
+    printf '$ %s zygote --socket %s &\n' "$TREE/cni-macvlan" "$ZSOCK"
+    "$TREE/cni-macvlan" zygote --socket "$ZSOCK" 2>/dev/null &
+    ZYGOTE_PID=$!
+    for _ in $(seq 100); do [ -S "$ZSOCK" ] && break; sleep 0.05; done
+    run ip netns add "$P-c3"
+    printf '$ CNI_MACVLAN_DEBUG=1 CNI_COMMAND=ADD CNI_CONTAINERID=c3 ... macvlan < conf\n'
+    CNI_MACVLAN_ZYGOTE="$ZSOCK" CNI_MACVLAN_DEBUG=1 cni ADD c3 2>&1 >/dev/null | grep "run by the zygote"
+    run ip -n "$P-c3" -br addr show eth0
+    run ip netns exec "$P-c3" ping -c 2 -W 1 "$ip1"
+    CNI_MACVLAN_ZYGOTE="$ZSOCK" cni DEL c3 && echo "DEL c3 (through the zygote): ok"
+    kill "$ZYGOTE_PID"; wait "$ZYGOTE_PID" || true; ZYGOTE_PID=""
+fi
+
 bold "DEL both containers (and once more: DEL is idempotent)"
 for c in c1 c2 c1; do cni DEL "$c" && echo "DEL $c: ok"; done
 
 bold "The node is clean"
 run ip -n "$P-c1" -br link
 run ls "$STORE/pub_net"
-printf '\nDemo finished: 2 containers attached, pinged each other and the gateway, checked, and detached.\n'
+printf '\nDemo finished: 2 containers attached, pinged each other and the gateway, checked, and detached; a third through the zygote.\n'

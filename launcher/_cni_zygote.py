@@ -35,6 +35,8 @@ from _cni_launcher import setns  # type: ignore[import-not-found]
 MAGIC = b"cni-macvlan-zygote/1"
 DEFAULT_SOCKET = "/run/cni-macvlan/zygote.sock"
 MAX_REQUEST = 192 * 1024
+MAX_CHILDREN = 256  # then new callers wait in the backlog (and give up after 2 s: they run alone)
+USAGE = "usage: cni-macvlan zygote [--socket PATH] [--max-children N] [--verbose]"
 FDS = 6
 CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
 
@@ -52,9 +54,10 @@ def _same_ns(fd: int, kind: str) -> bool:
 
 
 class Zygote:
-    def __init__(self, path: str, bundle: str, run, verbose: bool = False) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, path: str, bundle: str, run, verbose: bool = False, max_children: int = MAX_CHILDREN) -> None:  # type: ignore[no-untyped-def]
         self.path = path
         self.verbose = verbose
+        self.max_children = max_children
         self.bundle = bundle
         self.build = build_id(bundle)
         self.run = run  # runs the plugin named by sys.argv[0]; returns its exit code
@@ -64,6 +67,7 @@ class Zygote:
         self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, connection)
         self.callers: dict[int, int] = {}  # connection fd -> pidfd, while we watch for its end
         self.stop = ""  # why we stop taking requests
+        self.paused = False  # not accepting: at MAX_CHILDREN, or out of descriptors
         self.wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # signals wake the poll (set_wakeup_fd)
 
     def listen(self) -> None:
@@ -116,7 +120,8 @@ class Zygote:
 
     def close_listener(self) -> None:
         assert self.listener is not None
-        self.poll.unregister(self.listener)
+        if not self.paused:
+            self.poll.unregister(self.listener)
         self.listener.close()
         self.listener = None
         try:
@@ -131,6 +136,8 @@ class Zygote:
         try:
             conn, _ = self.listener.accept()
         except OSError:
+            if self.children:  # EMFILE and the like: wait for a child to end rather than spin
+                self.pause(True)
             return
         conn.settimeout(1.0)  # the launcher sends each message right after the last answer
         fds: list[int] = []
@@ -182,6 +189,17 @@ class Zygote:
         self.callers[conn.fileno()] = pidfd
         self.poll.register(pidfd, select.POLLIN)
         self.poll.register(conn, select.POLLIN | select.POLLRDHUP)
+        if len(self.children) >= self.max_children:
+            self.pause(True)
+
+    def pause(self, paused: bool) -> None:
+        if self.listener is None or paused == self.paused:
+            return
+        self.paused = paused
+        if paused:
+            self.poll.unregister(self.listener)
+        else:
+            self.poll.register(self.listener, select.POLLIN)
 
     def reap(self, pidfd: int) -> None:
         """A child ended: tell its caller how (the child said it too, unless a signal ended it)."""
@@ -202,6 +220,7 @@ class Zygote:
         if self.callers.pop(conn.fileno(), None) is not None:
             self.poll.unregister(conn)
         conn.close()
+        self.pause(False)
 
     def caller_gone(self, fd: int) -> None:
         """The launcher closed its end (its runtime killed it): its child dies with it."""
@@ -278,17 +297,18 @@ def _build_or_none(path: str) -> bytes | None:
 
 
 def main(argv: list[str], bundle: str, run) -> None:  # type: ignore[no-untyped-def]
-    """``cni-macvlan zygote [--socket PATH] [--verbose]``: serve until stopped."""
-    path = DEFAULT_SOCKET
+    """``cni-macvlan zygote [--socket PATH] [--max-children N] [--verbose]``: serve until stopped."""
+    options = {"--socket": DEFAULT_SOCKET, "--max-children": str(MAX_CHILDREN)}
     args = argv[2:]
     verbose = "--verbose" in args
-    if verbose:
-        args.remove("--verbose")
-    if args[:1] == ["--socket"] and len(args) == 2:
-        path = args[1]
-    elif args:
-        raise SystemExit("usage: cni-macvlan zygote [--socket PATH] [--verbose]")
-    zygote = Zygote(path, bundle, run, verbose)
+    args = [a for a in args if a != "--verbose"]
+    if len(args) % 2 or any(a not in options for a in args[::2]):
+        raise SystemExit(USAGE)
+    options.update(zip(args[::2], args[1::2], strict=True))
+    if not options["--max-children"].isdigit() or int(options["--max-children"]) < 1:
+        raise SystemExit(USAGE)
+    path = options["--socket"]
+    zygote = Zygote(path, bundle, run, verbose, int(options["--max-children"]))
     zygote.listen()
     sys.stderr.write(f"cni-macvlan zygote: serving {path} (pid {os.getpid()})\n")
     sys.stderr.flush()

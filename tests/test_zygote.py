@@ -45,11 +45,12 @@ def own_zygote(tmp_path: Path) -> Any:
     """Zygotes this test starts (and may stop or kill); all gone afterwards."""
     started: list[Zygote] = []
 
-    def start(executable: Path | None = None, socket: Path | None = None) -> Zygote:
+    def start(executable: Path | None = None, socket: Path | None = None, *options: str) -> Zygote:
         z = Zygote(
             executable or dist_executable("cni-macvlan/cni-macvlan"),
             socket or tmp_path / f"z{len(started)}.sock",
             tmp_path / f"z{len(started)}.log",
+            *options,
         )
         started.append(z)
         return z
@@ -314,3 +315,36 @@ def test_many_execs_at_once(zygote: Zygote, tmp_path: Path) -> None:
     assert len(set(addresses)) == 32
     assert zygote.served() - before == 32
     wait_for(lambda: zygote.children() == [])
+
+
+def test_at_its_children_limit_it_takes_the_next_caller_when_one_ends(own_zygote: Any, tmp_path: Path) -> None:
+    z = own_zygote(None, None, "--max-children", "2")
+    exe = dist_executable("fast/host-local")
+    callers = [
+        subprocess.Popen(
+            [str(exe)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={"PATH": "/usr/bin:/bin", **cni_env("ADD", f"c{i}"), **z.env},
+        )
+        for i in range(3)
+    ]
+    conf = json_bytes(ipam_conf(tmp_path))
+    try:
+        wait_for(lambda: len(z.children()) == 2)
+        time.sleep(0.2)
+        assert len(z.children()) == 2 and z.served() == 2, "the third waits in the backlog"
+        for p in callers:  # the two children end, and the third caller is taken (within its 2 s)
+            p.stdin.write(conf)  # type: ignore[union-attr]
+            p.stdin.close()  # type: ignore[union-attr]
+        addresses = set()
+        for p in callers:
+            out = p.stdout.read()  # type: ignore[union-attr]
+            assert p.wait(10) == 0, out
+            addresses.add(json.loads(out)["ips"][0]["address"])
+    finally:
+        for p in callers:
+            p.kill()
+            p.wait()
+    assert len(addresses) == 3
+    assert z.served() == 3, "served by the zygote, not run by itself"

@@ -13,13 +13,13 @@ SOCKET_ENV = "CNI_MACVLAN_ZYGOTE"
 
 
 class Zygote:
-    def __init__(self, executable: Path, socket: Path, log: Path) -> None:
+    def __init__(self, executable: Path, socket: Path, log: Path, *options: str) -> None:
         self.executable = executable
         self.socket = socket
         self.log = log
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                [str(executable), "zygote", "--socket", str(socket), "--verbose"],
+                [str(executable), "zygote", "--socket", str(socket), "--verbose", *options],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
