@@ -62,6 +62,13 @@ def own_zygote(tmp_path: Path) -> Any:
             z.stop()
 
 
+def caller(z: Zygote, container_id: str = "dummy") -> subprocess.Popen[bytes]:
+    """A host-local ADD exec'd for zygote ``z``, its stdin left open: its child waits for the config."""
+    env = {"PATH": "/usr/bin:/bin", **cni_env("ADD", container_id), **z.env}
+    exe = dist_executable("fast/host-local")
+    return subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+
 def spy_bindir(tmp_path: Path) -> Path:
     """A CNI_PATH with our macvlan and an IPAM "spy" that records what it was exec'd with (its
     directory, umask, descriptors, environment) and each run, then fails with code 11."""
@@ -234,21 +241,19 @@ def test_a_stopped_zygote_costs_two_seconds_and_the_request_runs_once(own_zygote
 
 def test_a_caller_killed_by_its_runtime_takes_the_child_with_it(own_zygote: Any, tmp_path: Path) -> None:
     z = own_zygote()
-    exe = dist_executable("fast/host-local")
-    env = {"PATH": "/usr/bin:/bin", **cni_env("ADD"), **z.env}
-    caller = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    killed = caller(z)
     try:
         wait_for(lambda: len(z.children()) == 1)  # the child waits for its stdin
         child = z.children()[0]
-        caller.kill()
-        caller.wait()
+        killed.kill()
+        killed.wait()
         wait_for(lambda: not Path(f"/proc/{child}").exists())
         wait_for(lambda: f"pid {child} signal 9" in z.log_text())
     finally:
-        caller.kill()
-        caller.stdin.close()  # type: ignore[union-attr]
-        caller.stdout.close()  # type: ignore[union-attr]
-        caller.wait()
+        killed.kill()
+        killed.stdin.close()  # type: ignore[union-attr]
+        killed.stdout.close()  # type: ignore[union-attr]
+        killed.wait()
     assert not (tmp_path / "zyg").exists()
 
 
@@ -260,15 +265,13 @@ def test_a_child_killed_by_a_signal_is_reported_as_that_signal(zygote: Zygote, d
 
 def test_sigterm_stops_taking_requests_and_lets_running_ones_finish(own_zygote: Any, tmp_path: Path) -> None:
     z = own_zygote()
-    exe = dist_executable("fast/host-local")
-    env = {"PATH": "/usr/bin:/bin", **cni_env("ADD"), **z.env}
-    caller = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    running = caller(z)
     wait_for(lambda: len(z.children()) == 1)
     z.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: not z.socket.exists())
     assert z.proc.poll() is None, "it waits for the running request"
-    out, _ = caller.communicate(json_bytes(ipam_conf(tmp_path)), timeout=10)
-    assert caller.returncode == 0 and json.loads(out)["ips"][0]["address"] == "10.67.0.2/24"
+    out, _ = running.communicate(json_bytes(ipam_conf(tmp_path)), timeout=10)
+    assert running.returncode == 0 and json.loads(out)["ips"][0]["address"] == "10.67.0.2/24"
     assert z.proc.wait(5) == 0
 
 
@@ -295,18 +298,9 @@ def test_only_root_is_served(own_zygote: Any, request: pytest.FixtureRequest) ->
 
 
 def test_many_execs_at_once(zygote: Zygote, tmp_path: Path) -> None:
-    exe = dist_executable("fast/host-local")
     conf = json_bytes(ipam_conf(tmp_path))
     before = zygote.served()
-    procs = [
-        subprocess.Popen(
-            [str(exe)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={"PATH": "/usr/bin:/bin", **cni_env("ADD", f"c{i}"), **zygote.env},
-        )
-        for i in range(32)
-    ]
+    procs = [caller(zygote, f"c{i}") for i in range(32)]
     addresses = []
     for p in procs:
         out, _ = p.communicate(conf, timeout=30)
@@ -319,16 +313,7 @@ def test_many_execs_at_once(zygote: Zygote, tmp_path: Path) -> None:
 
 def test_at_its_children_limit_it_takes_the_next_caller_when_one_ends(own_zygote: Any, tmp_path: Path) -> None:
     z = own_zygote(None, None, "--max-children", "2")
-    exe = dist_executable("fast/host-local")
-    callers = [
-        subprocess.Popen(
-            [str(exe)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={"PATH": "/usr/bin:/bin", **cni_env("ADD", f"c{i}"), **z.env},
-        )
-        for i in range(3)
-    ]
+    callers = [caller(z, f"c{i}") for i in range(3)]
     conf = json_bytes(ipam_conf(tmp_path))
     try:
         wait_for(lambda: len(z.children()) == 2)
