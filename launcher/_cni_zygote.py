@@ -227,6 +227,8 @@ class Zygote:
         pidfd = self.callers.pop(fd)
         _, conn = self.children[pidfd]
         self.poll.unregister(conn)  # reap() closes it
+        if os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return  # it has ended (and said so): the caller left after reading its status
         try:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         except OSError:
