@@ -8,13 +8,16 @@ Every call has a deadline for all its tries and a timeout per try; a refused con
 a 5xx (503 is what a member answers while there is no leader) moves on to the next endpoint, round
 and round until the deadline. A write whose try timed out may have been applied: callers make their
 writes idempotent (ipam/etcd.py). HTTP/1.0, one connection per request: no keep-alive to manage.
-TLS (``https://`` endpoints, client certificates) loads the ssl module only when configured.
+TLS (``https://`` endpoints, client certificates) loads the ssl module only when configured. TLS
+files that can't be loaded, a certificate that doesn't verify, a handshake the member refuses (no or
+a wrong client certificate) are misconfigurations: Refused at once, not retried until the deadline.
 """
 
 from __future__ import annotations
 
 import _socket
 import binascii
+import sys
 import time
 
 from cni_macvlan.cni import jsonio
@@ -102,6 +105,8 @@ class Client:
                 try:
                     status, answer = self._post(endpoint, path, data, min(self.try_timeout, left))
                 except (OSError, ValueError) as e:  # refused, reset, timed out, garbled
+                    if endpoint.tls and _tls_refused(e):
+                        raise Refused(f"{endpoint}: TLS: {e}") from None
                     problems.append(f"{endpoint}: {getattr(e, 'strerror', None) or e}")
                 else:
                     if status == 200:
@@ -163,11 +168,27 @@ class Client:
         if self._ssl_context is None:
             import ssl  # only with https endpoints: about 5 ms of imports
 
-            ctx = ssl.create_default_context(cafile=self.tls.get("trustedCAFile") or None)
-            if self.tls.get("certFile"):
-                ctx.load_cert_chain(self.tls["certFile"], self.tls.get("keyFile") or None)
+            key = "trustedCAFile"
+            try:
+                ctx = ssl.create_default_context(cafile=self.tls.get(key) or None)
+                if self.tls.get("certFile"):
+                    key = "certFile"
+                    ctx.load_cert_chain(self.tls["certFile"], self.tls.get("keyFile") or None)
+            except (OSError, ValueError) as e:
+                raise Refused(
+                    f'ipam.store.tls: cannot load {key} "{self.tls.get(key)}": {e}; give readable PEM files'
+                ) from None
             self._ssl_context = ctx
         return self._ssl_context.wrap_socket(sock, server_hostname=endpoint.host)
+
+
+def _tls_refused(e: BaseException) -> bool:
+    """A TLS failure that another try won't cure: verification failed, the handshake was refused.
+    (An EOF or a reset mid-handshake is a member going away: retried like any other.)"""
+    ssl = sys.modules.get("ssl")
+    if ssl is None or not isinstance(e, ssl.SSLError):
+        return False
+    return not isinstance(e, (ssl.SSLEOFError, ssl.SSLSyscallError, ssl.SSLZeroReturnError))
 
 
 def _error_text(answer: bytes) -> str:

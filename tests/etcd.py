@@ -32,9 +32,36 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+def make_pki(d: Path) -> dict[str, Path]:
+    """With openssl: a CA, a server certificate for 127.0.0.1 and localhost, a client certificate, and
+    a second CA that signed none of them. Paths by name: ca, server, server-key, client, client-key,
+    other-ca."""
+    d.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=test {ca}",
+                "-keyout", f"{ca}-key.pem", "-out", f"{ca}.pem")  # fmt: skip
+    for name, ext in (  # etcd's JSON gateway dials its own member with the server certificate
+        ("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem",
+                "-out", f"{name}.csr")  # fmt: skip
+        (d / f"{name}.ext").write_text(ext + "\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+                "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")  # fmt: skip
+    names = ("ca", "server", "server-key", "client", "client-key", "other-ca")
+    return {n: d / f"{n}.pem" for n in names}
+
+
 class EtcdCluster:
-    def __init__(self, workdir: Path, members: int = 1) -> None:
+    def __init__(self, workdir: Path, members: int = 1, pki: dict[str, Path] | None = None) -> None:
+        """``pki`` (make_pki): clients talk https and must show a certificate of its CA."""
         self.workdir = workdir
+        self.pki = pki
         self.n = members
         ports = free_ports(2 * members)
         self.client_ports, self.peer_ports = ports[:members], ports[members:]
@@ -54,7 +81,16 @@ class EtcdCluster:
 
     @property
     def endpoints(self) -> list[str]:
-        return [f"http://127.0.0.1:{p}" for p in self.client_ports]
+        scheme = "https" if self.pki else "http"
+        return [f"{scheme}://127.0.0.1:{p}" for p in self.client_ports]
+
+    @property
+    def tls(self) -> dict[str, str]:
+        """The client side of ``pki``: ipam.store.tls."""
+        if not self.pki:
+            return {}
+        pki = self.pki
+        return {"trustedCAFile": str(pki["ca"]), "certFile": str(pki["client"]), "keyFile": str(pki["client-key"])}
 
     @property
     def unix_endpoints(self) -> list[str]:
@@ -66,6 +102,15 @@ class EtcdCluster:
         data = self.workdir / f"etcd-{self.names[i]}"
         (self.workdir / f"localhost:{self.client_ports[i]}").unlink(missing_ok=True)  # a killed member's socket
         log = open(self.workdir / f"etcd-{self.names[i]}.log", "ab")  # noqa: SIM115 - kept by the process
+        unix, tls = "unix", []
+        if self.pki:
+            unix = "unixs"
+            tls = [
+                f"--cert-file={self.pki['server']}",
+                f"--key-file={self.pki['server-key']}",
+                f"--trusted-ca-file={self.pki['ca']}",
+                "--client-cert-auth",
+            ]
         self.procs[i] = subprocess.Popen(
             [
                 ETCD,
@@ -73,8 +118,9 @@ class EtcdCluster:
                 f"--data-dir={data}",
                 # and a unix socket (the file localhost:<port> in workdir): reachable from the
                 # test's network namespaces, which don't share the host's loopback
-                f"--listen-client-urls=http://127.0.0.1:{self.client_ports[i]},unix://localhost:{self.client_ports[i]}",
-                f"--advertise-client-urls=http://127.0.0.1:{self.client_ports[i]}",
+                f"--listen-client-urls={self.endpoints[i]},{unix}://localhost:{self.client_ports[i]}",
+                f"--advertise-client-urls={self.endpoints[i]}",
+                *tls,
                 f"--listen-peer-urls=http://127.0.0.1:{self.peer_ports[i]}",
                 f"--initial-advertise-peer-urls=http://127.0.0.1:{self.peer_ports[i]}",
                 f"--initial-cluster={cluster}",
@@ -89,7 +135,7 @@ class EtcdCluster:
         log.close()
 
     def client(self, deadline: float = 10.0) -> Client:
-        return Client(self.endpoints, try_timeout=0.3, deadline=deadline)
+        return Client(self.endpoints, try_timeout=0.3, deadline=deadline, tls=self.tls)
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Until a write succeeds (a leader exists and has a quorum)."""

@@ -3,6 +3,7 @@ reservations atomic and idempotent across nodes, and a clear "try again later" w
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ import pytest
 from ipam.etcd import EtcdStore
 from ipam.etcd_client import Client
 from tests.conftest import Runner, dist_executable, needed
-from tests.etcd import ETCD, EtcdCluster
+from tests.etcd import ETCD, EtcdCluster, make_pki
 from tests.helpers import cni_env, json_bytes, run_exec
 
 pytestmark = pytest.mark.etcd
@@ -37,6 +38,23 @@ def etcd(tmp_path: Path):
 @pytest.fixture
 def etcd3(tmp_path: Path):
     yield from cluster(tmp_path, 3)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    needed(Path(shutil.which("openssl") or "/usr/bin/openssl"), "CNI_REQUIRE_ETCD", "apt-get install openssl")
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def etcd_tls(tmp_path: Path, pki: dict[str, Path]):
+    """One member serving https only to clients with a certificate of the test CA."""
+    needed(Path(ETCD), "CNI_REQUIRE_ETCD", "apt-get install etcd-server")
+    running = EtcdCluster(tmp_path, 1, pki)
+    try:
+        yield running
+    finally:
+        running.close()
 
 
 def conf(etcd: EtcdCluster, version: str = "1.0.0", name: str = "shared", **ipam: Any) -> dict[str, Any]:
@@ -272,3 +290,37 @@ def test_without_quorum_add_is_try_again_later_and_changes_nothing(host_local: R
     etcd3.start(2)
     etcd3.wait_ready()
     assert leases(etcd3) == {"10.60.0.2": "c1\r\neth0"}
+
+
+def test_add_check_del_over_tls_with_a_client_certificate(host_local: Runner, etcd_tls: EtcdCluster) -> None:
+    """Every layout: the single file loads _ssl (and the system's libssl) from memory."""
+    cfg = conf(etcd_tls, store={"tls": etcd_tls.tls})
+    assert cfg["ipam"]["store"]["endpoints"][0].startswith("https://")
+    assert host_local("ADD", cfg, container_id="c1").ok()["ips"][0]["address"] == "10.60.0.2/24"
+    assert leases(etcd_tls) == {"10.60.0.2": "c1\r\neth0"}
+    host_local("CHECK", cfg, container_id="c1").ok()
+    host_local("DEL", cfg, container_id="c1").ok()
+    assert leases(etcd_tls) == {}
+
+
+@pytest.mark.parametrize(
+    ("tls", "message"),
+    [
+        ({"trustedCAFile": "other-ca"}, "certificate verify failed"),  # a member we must not trust
+        ({"trustedCAFile": "ca"}, "bad certificate"),  # none shown: the member refuses the handshake
+        ({"trustedCAFile": "/nonexistent/ca.pem"}, 'cannot load trustedCAFile "/nonexistent/ca.pem"'),
+        ({"trustedCAFile": "ca", "certFile": "client", "keyFile": "other-ca"}, "cannot load certFile"),
+    ],
+)
+def test_a_tls_misconfiguration_fails_at_once_and_says_so(
+    host_local: Runner, etcd_tls: EtcdCluster, pki: dict[str, Path], tls: dict[str, str], message: str
+) -> None:
+    """Not "try again later" after the whole deadline: another try would fail alike."""
+    files = {key: str(pki.get(value, value)) for key, value in tls.items()}
+    cfg = conf(etcd_tls, store={"tls": files, "deadline": 5})
+    start = time.monotonic()
+    err = host_local("ADD", cfg, container_id="c1").error
+    assert time.monotonic() - start < 2.5, "refused at once, not retried until the deadline"
+    assert err["code"] == 5, err
+    assert message in err["msg"], err
+    assert leases(etcd_tls) == {}
