@@ -21,7 +21,7 @@ from fcntl import LOCK_EX, LOCK_UN, flock
 
 from cni_macvlan.cni import faults
 from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
-from cni_macvlan.cni.statefile import write_atomic
+from cni_macvlan.cni.statefile import write_atomic, write_new
 
 from .store import Lease, Store, lease_content, parse_lease
 
@@ -88,17 +88,7 @@ class DiskStore(Store):
 
     def _write_tmp(self, content: str) -> str:
         tmp = os.path.join(self.dir, f"{TMP_PREFIX}{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                data = content.encode()
-                if os.write(fd, data) != len(data):
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), tmp)
-            finally:
-                os.close(fd)
-        except BaseException:  # disk full: no temporary left behind
-            os.unlink(tmp)
-            raise
+        write_new(tmp, content.encode())
         return tmp
 
     def reserve(self, container_id: str, ifname: str, family: int, value: int, range_id: str) -> bool:

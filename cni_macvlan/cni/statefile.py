@@ -12,10 +12,10 @@ import os
 from fcntl import LOCK_EX, LOCK_UN, flock
 
 
-def write_atomic(path: str, data: bytes, fsync: bool = False, mode: int = 0o600) -> None:
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+def write_new(path: str, data: bytes, fsync: bool = False, mode: int = 0o600) -> None:
+    """Create (or truncate) ``path`` and write ``data`` whole; on any failure (disk full, read-only)
+    the file is removed again, so none is left half-written. Never follows a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         try:
             view = memoryview(data)
@@ -25,12 +25,19 @@ def write_atomic(path: str, data: bytes, fsync: bool = False, mode: int = 0o600)
                 os.fsync(fd)
         finally:
             os.close(fd)
+    except BaseException:
+        _remove(path)
+        raise
+
+
+def write_atomic(path: str, data: bytes, fsync: bool = False, mode: int = 0o600) -> None:
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.tmp-{os.getpid()}")
+    write_new(tmp, data, fsync, mode)
+    try:
         os.rename(tmp, path)
-    except BaseException:  # disk full, read-only, ...: leave no temporary behind
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except BaseException:  # leave no temporary behind
+        _remove(tmp)
         raise
     if fsync:
         dfd = os.open(directory or ".", os.O_RDONLY | os.O_CLOEXEC)
@@ -38,6 +45,13 @@ def write_atomic(path: str, data: bytes, fsync: bool = False, mode: int = 0o600)
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def read(path: str) -> bytes | None:
