@@ -110,15 +110,15 @@ static void try_zygote(const char *lib, char **argv) {
     if (strlen(path) >= sizeof addr.sun_path) return;
     strcpy(addr.sun_path, path);
 
-    char id[128], reply[64];
-    if (build_id(lib, id, sizeof id) != 0) return;
     int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (sock < 0) return;
     struct timeval wait = {.tv_sec = 2};
     setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
     setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
-    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        close(sock); /* no zygote: the usual case */
+    char id[128], reply[64];
+    /* no zygote is the usual case without the unit: it costs the connect, nothing more */
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0 || build_id(lib, id, sizeof id) != 0) {
+        close(sock);
         return;
     }
     char *buf = malloc(ZYGOTE_MAX_REQUEST);
