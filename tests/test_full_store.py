@@ -31,6 +31,14 @@ def fs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.fixture
+def data_dir(fs: Path) -> Path:
+    """The lease store's dataDir, on the small tmpfs (this module's meaning of conftest's fixture)."""
+    d = fs / "leases"
+    d.mkdir()
+    return d
+
+
 def fill(mnt: Path, leave_pages: int = 0) -> None:
     """Write a file until the file system is full, then give back ``leave_pages`` pages."""
     filler = mnt / "filler"
@@ -58,9 +66,7 @@ def ipam_conf(data_dir: Path) -> dict:
     return helpers.ipam_conf(data_dir, "tight", "10.66.0.0/28")
 
 
-def test_add_on_a_full_disk_fails_with_code_5_and_changes_nothing(host_local: Runner, fs: Path) -> None:
-    data_dir = fs / "leases"
-    data_dir.mkdir()
+def test_add_on_a_full_disk_fails_with_code_5_and_changes_nothing(host_local: Runner, fs: Path, data_dir: Path) -> None:
     host_local("ADD", ipam_conf(data_dir), container_id="c0").ok()
     fill(fs)
     before = snapshot(data_dir)
@@ -70,11 +76,9 @@ def test_add_on_a_full_disk_fails_with_code_5_and_changes_nothing(host_local: Ru
     assert snapshot(data_dir) == before, "no lease, no temporary file, last_reserved_ip untouched"
 
 
-def test_add_that_cannot_record_last_reserved_releases_its_lease(host_local: Runner, fs: Path) -> None:
+def test_add_that_cannot_record_last_reserved_releases_its_lease(host_local: Runner, fs: Path, data_dir: Path) -> None:
     """Room for the lease but not for last_reserved_ip: upstream keeps the lease it can't account
     for; we drop it, so a failed ADD holds nothing."""
-    data_dir = fs / "leases"
-    data_dir.mkdir()
     host_local("ADD", ipam_conf(data_dir), container_id="c0").ok()
     fill(fs, leave_pages=1)
     before = snapshot(data_dir)
@@ -83,9 +87,7 @@ def test_add_that_cannot_record_last_reserved_releases_its_lease(host_local: Run
     assert snapshot(data_dir) == before
 
 
-def test_a_read_only_store_refuses_add_and_del_with_code_5(host_local: Runner, fs: Path) -> None:
-    data_dir = fs / "leases"
-    data_dir.mkdir()
+def test_a_read_only_store_refuses_add_and_del_with_code_5(host_local: Runner, fs: Path, data_dir: Path) -> None:
     host_local("ADD", ipam_conf(data_dir), container_id="c0").ok()
     read_only(fs)
     before = snapshot(data_dir)
@@ -97,10 +99,9 @@ def test_a_read_only_store_refuses_add_and_del_with_code_5(host_local: Runner, f
     assert snapshot(data_dir) == before
 
 
-def test_a_read_only_store_without_the_network_yet_refuses_add(host_local: Runner, fs: Path) -> None:
-    (fs / "leases").mkdir()
+def test_a_read_only_store_without_the_network_yet_refuses_add(host_local: Runner, fs: Path, data_dir: Path) -> None:
     read_only(fs)
-    err = host_local("ADD", ipam_conf(fs / "leases")).error
+    err = host_local("ADD", ipam_conf(data_dir)).error
     assert err["code"] == 5
     assert err["msg"] == f'host-local: cannot open the lease store "{fs}/leases/tight": Read-only file system'
 
@@ -111,10 +112,8 @@ def macvlan_conf(data_dir: Path, state_dir: Path) -> dict:
 
 @pytest.mark.netns
 def test_macvlan_add_on_a_full_store_fails_with_code_5_and_leaves_no_link(
-    macvlan: MacvlanRunner, lab: Lab, fs: Path, tmp_path: Path
+    macvlan: MacvlanRunner, lab: Lab, fs: Path, data_dir: Path, tmp_path: Path
 ) -> None:
-    data_dir = fs / "leases"
-    data_dir.mkdir()
     conf = macvlan_conf(data_dir, tmp_path / "state")
     c0, c1 = lab.container("c0"), lab.container("c1")
     macvlan("ADD", conf, c0, container_id="c0").ok()
@@ -127,10 +126,8 @@ def test_macvlan_add_on_a_full_store_fails_with_code_5_and_leaves_no_link(
 
 @pytest.mark.netns
 def test_macvlan_del_on_a_read_only_store_removes_the_link_and_reports_the_lease(
-    macvlan: MacvlanRunner, lab: Lab, fs: Path, tmp_path: Path
+    macvlan: MacvlanRunner, lab: Lab, fs: Path, data_dir: Path, tmp_path: Path
 ) -> None:
-    data_dir = fs / "leases"
-    data_dir.mkdir()
     conf = macvlan_conf(data_dir, tmp_path / "state")
     c0 = lab.container("c0")
     macvlan("ADD", conf, c0, container_id="c0").ok()
