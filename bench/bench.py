@@ -148,6 +148,7 @@ def main() -> None:
         # alternate; the single files run the same store code.
         seq_impls = [impl for impl in impls if impl.name != "single"]
         seq_ns = {impl.name: lab.container(f"s{impl.name[0]}") for impl in seq_impls}
+        seq_conf = {impl.name: config(f"{stores}/{impl.name}-seq", "seq", "10.78.0.0/16") for impl in seq_impls}
         seq_times: dict[str, list[float]] = {impl.name: [] for impl in seq_impls}
         # warm up (a few ADDs on another network, discarded) and let the kernel finish tearing down
         # what the runs above left, so the first 20 are not measured on a quieter or busier machine
@@ -159,16 +160,14 @@ def main() -> None:
         time.sleep(1)
         for i in range(args.sequential):
             for impl in seq_impls:
-                conf = config(f"{stores}/{impl.name}-seq", "seq", "10.78.0.0/16")
                 ns = seq_ns[impl.name]
-                seq_times[impl.name].append(impl.call("macvlan", "ADD", conf, ns, f"seq{i}")[0])
+                seq_times[impl.name].append(impl.call("macvlan", "ADD", seq_conf[impl.name], ns, f"seq{i}")[0])
                 subprocess.run(["ip", "-n", os.path.basename(ns), "link", "del", "eth0"], check=True)
         for impl in seq_impls:
-            conf = config(f"{stores}/{impl.name}-seq", "seq", "10.78.0.0/16")
             samples[impl.name]["seq first 20 ADD"] = seq_times[impl.name][:20]
             samples[impl.name]["seq last 20 ADD"] = seq_times[impl.name][-20:]
-            for i in range(args.sequential):
-                impl.call("macvlan", "DEL", conf, seq_ns[impl.name], f"seq{i}")  # the link is gone: the lease goes
+            for i in range(args.sequential):  # the link is gone: the lease goes
+                impl.call("macvlan", "DEL", seq_conf[impl.name], seq_ns[impl.name], f"seq{i}")
 
         # concurrent ADDs on one network: wall time for all of them
         for impl in impls:
