@@ -7,11 +7,15 @@ PY     := $(VENV)/bin/python
 PREFIX ?= /opt/cni/bin
 SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec launcher/cni-macvlan.c launcher/_cni_boot.py launcher/_cni_zygote.py
 
-.PHONY: venv build test test-host test-vm lint clean install bench demo
+.PHONY: venv build test test-host test-vm lint clean install bench demo packages-%
+
+# The Debian packages each target needs, installed when missing (tools/packages.sh holds the one list).
+packages-%:
+	@tools/packages.sh install $*
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml | packages-build
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -26,14 +30,16 @@ dist/host-local dist/macvlan &: $(VENV)/.installed $(SOURCES)
 # The whole suite, in two lanes. The host lane runs everything this kernel can (lint, unit, exec,
 # namespace, interop tests); the VM lane runs the `vm` tests (802.1Q and dummy parents) in a VM whose
 # kernel has them (tools/run-in-vm.sh). Each lane must run tests: pytest's "no tests" (exit 5) fails it.
-test: build lint test-host test-vm
+# Each lane installs what it needs first, and sets CNI_REQUIRE_ALL: a missing tool or dist/ executable
+# then fails its tests instead of skipping them.
+test: packages-test build lint test-host test-vm
 
-test-host: build
-	CNI_REQUIRE_DIST=1 $(PY) -m pytest -n auto -q -m "not vm" tests
+test-host: packages-test-host build
+	CNI_REQUIRE_ALL=1 $(PY) -m pytest -n auto -q -m "not vm" tests
 
-test-vm: build
+test-vm: packages-test-vm build
 	tools/run-in-vm.sh -L "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" -- \
-		env CNI_REQUIRE_DIST=1 PYTHONDONTWRITEBYTECODE=1 $(PY) -m pytest -q -p no:cacheprovider -m vm tests
+		env CNI_REQUIRE_ALL=1 PYTHONDONTWRITEBYTECODE=1 $(PY) -m pytest -q -p no:cacheprovider -m vm tests
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -68,7 +74,7 @@ endif
 endif
 
 # A real run of the built plugins in private namespaces: ADD two containers, ping, CHECK, DEL.
-demo: build
+demo: packages-demo build
 	bash demo/demo.sh dist/fast
 
 clean:

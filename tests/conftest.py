@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,24 +18,48 @@ ALL_VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
 GO_VERSIONS = ALL_VERSIONS[:-1]
 
 
-def needed(path: Path, require_env: str, how: str) -> Path:
-    """``path``, else a skip; a failure when ``require_env`` is set (CI installs everything)."""
-    if not path.exists():
-        if os.environ.get(require_env):
-            pytest.fail(f"{path} is missing: {how}")
-        pytest.skip(f"{path} is missing ({how})")
-    return path
+def needed(what: Path | str, how: str) -> Path:
+    """``what`` (a path, or a command looked up in PATH), else a skip; a failure under ``make test``, which
+    installs everything its lanes use (tools/packages.sh) and sets CNI_REQUIRE_ALL."""
+    found = what if isinstance(what, Path) or os.sep in what else shutil.which(what)
+    if found is None or not os.path.exists(found):
+        if os.environ.get("CNI_REQUIRE_ALL"):
+            pytest.fail(f"{what} is missing: {how}")
+        pytest.skip(f"{what} is missing ({how})")
+    return Path(found)
 
 
 def dist_executable(name: str) -> Path:
-    return needed(DIST / name, "CNI_REQUIRE_DIST", "run `make build`")
+    return needed(DIST / name, "run `make build`")
 
 
 def go_plugin(name: str) -> Path:
-    return needed(GO_PLUGINS / name, "CNI_REQUIRE_GO", "apt-get install containernetworking-plugins")
+    return needed(GO_PLUGINS / name, "run `tools/packages.sh install test-host` (containernetworking-plugins)")
 
 
 Runner = Callable[..., Outcome]
+
+
+@pytest.fixture(scope="session")
+def public_tree() -> Any:
+    """A copy of the built fast layout (dist/cni-macvlan) that every user can read and run, for the tests
+    that exec it as another user: the clone may live where others can't enter (as /root is). Its
+    `cni-macvlan`, `macvlan` and `host-local` are in the returned directory."""
+    tree = dist_executable("cni-macvlan/cni-macvlan").parent
+    root = Path(tempfile.mkdtemp(prefix="cni-public-"))
+    try:
+        copy = root / "cni-macvlan"
+        shutil.copytree(tree, copy, symlinks=True)
+        for name in ("macvlan", "host-local"):
+            (copy / name).symlink_to("cni-macvlan")
+        for d in [root, *(p for p in copy.rglob("*") if p.is_dir() and not p.is_symlink()), copy]:
+            d.chmod(0o755)
+        for f in copy.rglob("*"):
+            if f.is_file() and not f.is_symlink():
+                f.chmod(f.stat().st_mode | 0o444)
+        yield copy
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -110,8 +135,10 @@ def go_host_local() -> Path:
 @pytest.fixture
 def lab():
     """A node, an upstream peer holding the gateways, and containers on demand; all removed afterwards."""
-    if os.geteuid() != 0 or shutil.which("nsenter") is None:
-        pytest.skip("namespace tests need root and util-linux nsenter")
+    if os.geteuid() != 0:
+        pytest.skip("namespace tests need root")
+    for tool in ("ip", "nsenter", "ping"):
+        needed(tool, "run `tools/packages.sh install test-host` (iproute2, util-linux, iputils-ping)")
     from tests.netns import Lab
 
     lab = Lab()

@@ -3,7 +3,6 @@ reservations atomic and idempotent across nodes, and a clear "try again later" w
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.etcd
 
 
 def cluster(tmp_path: Path, members: int):
-    needed(Path(ETCD), "CNI_REQUIRE_ETCD", "apt-get install etcd-server")
+    needed(ETCD, "run `tools/packages.sh install test-host` (etcd-server)")
     running = EtcdCluster(tmp_path, members)
     try:
         yield running
@@ -42,14 +41,14 @@ def etcd3(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    needed(Path(shutil.which("openssl") or "/usr/bin/openssl"), "CNI_REQUIRE_ETCD", "apt-get install openssl")
+    needed("openssl", "run `tools/packages.sh install test-host` (openssl)")
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
 def etcd_tls(tmp_path: Path, pki: dict[str, Path]):
     """One member serving https only to clients with a certificate of the test CA."""
-    needed(Path(ETCD), "CNI_REQUIRE_ETCD", "apt-get install etcd-server")
+    needed(ETCD, "run `tools/packages.sh install test-host` (etcd-server)")
     running = EtcdCluster(tmp_path, 1, pki)
     try:
         yield running

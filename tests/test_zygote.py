@@ -275,15 +275,15 @@ def test_sigterm_stops_taking_requests_and_lets_running_ones_finish(own_zygote: 
     assert z.proc.wait(5) == 0
 
 
-def test_only_root_is_served(own_zygote: Any, request: pytest.FixtureRequest) -> None:
+def test_only_root_is_served(own_zygote: Any, public_tree: Path, request: pytest.FixtureRequest) -> None:
     """A socket opened to everyone (by mistake) still serves no one else: the launcher of another
-    user runs the plugin itself."""
+    user runs the plugin itself (from a copy of the tree that user can read: the clone may not be)."""
     exposed = Path(tempfile.mkdtemp(prefix="cni-zygote-"))  # pytest's tmp_path is root's alone
     request.addfinalizer(lambda: shutil.rmtree(exposed, ignore_errors=True))
     exposed.chmod(0o755)
-    z = own_zygote(socket=exposed / "z.sock")
+    z = own_zygote(public_tree / "cni-macvlan", exposed / "z.sock")
     os.chmod(z.socket, 0o666)
-    exe = dist_executable("fast/host-local")
+    exe = public_tree / "host-local"
     env = {"PATH": "/usr/bin:/bin", **cni_env("VERSION"), **z.env}
     out = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(exe)],

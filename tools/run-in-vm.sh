@@ -11,7 +11,7 @@
 # through the uncached root; the host must not change them while the guest runs.
 #
 # Exit status: the command's; 124 on timeout; 125 when the guest ended without reporting one.
-# First use installs qemu-system-x86, busybox-static and kmod (apt), virtme-ng (PyPI, in /opt/vng) and
+# First use installs what tools/packages.sh lists for test-vm (apt), virtme-ng (PyPI, in /opt/vng) and
 # unpacks Debian's kernel package into /opt/vm-kernel (no kernel is installed on the host).
 #
 # Why not User-Mode Linux (the lighter recipe in shared/reference/vm-lane.md): on this machine's CPUs
@@ -33,12 +33,7 @@ shift $((OPTIND - 1))
 VNG=/opt/vng/bin/vng
 KERNEL_DIR=/opt/vm-kernel   # not under /var/cache: the guest mounts a tmpfs there
 export DEBIAN_FRONTEND=noninteractive
-if ! command -v qemu-system-x86_64 >/dev/null || [ ! -x /bin/busybox ] || ! command -v modprobe >/dev/null; then
-    echo "run-in-vm: installing qemu-system-x86 busybox-static kmod" >&2
-    { apt-get install -y -qq --no-install-recommends qemu-system-x86 busybox-static kmod ||
-      { apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-system-x86 busybox-static kmod; }; } \
-        >/dev/null 2>&1 || { echo "run-in-vm: cannot install qemu" >&2; exit 125; }
-fi
+"$(dirname "$0")/packages.sh" install test-vm || exit 125
 if [ ! -x $VNG ]; then
     echo "run-in-vm: installing virtme-ng in /opt/vng" >&2
     python3 -m venv /opt/vng && /opt/vng/bin/pip install -q virtme-ng==1.42 >/dev/null 2>&1 ||
@@ -59,7 +54,7 @@ trap 'rm -rf "$share"' EXIT
 printf '%q ' "$@" > "$share/command"
 {
     printf 'export IN_TEST_VM=1 HOME=/root LANG=C.UTF-8 TERM=dumb PATH=%q\n' "$PATH"
-    for var in CI PYTEST_ADDOPTS CNI_REQUIRE_DIST CNI_REQUIRE_GO; do
+    for var in CI PYTEST_ADDOPTS CNI_REQUIRE_ALL; do
         [ -n "${!var+x}" ] && printf 'export %s=%q\n' "$var" "${!var}"
     done
 } > "$share/env"
