@@ -1,41 +1,66 @@
 """The zygote: the launcher started once, ``cni-macvlan zygote [--socket PATH]``, with every module
 of both plugins loaded, forking a child per plugin exec. A plugin exec then costs the launcher's C
-start-up, one message and a fork instead of an interpreter start and our imports (README
-"Performance": about 12 ms less per exec on this machine kind).
+start-up, one message and a fork instead of an interpreter start and our imports (docs: about 12 ms
+less per exec on this machine kind).
 
-Rule of membership: the zygote's socket protocol and the setting up of a child as the exec'd plugin
-would have been. Nothing here knows about CNI; the child runs the same ``cni_macvlan.__main__``.
+Rule of membership: the zygote's socket, its protocol, and the setting up of a child as the exec'd
+plugin would have been. Nothing here knows about CNI; the child runs the same ``cni_macvlan.__main__``.
 
-Protocol (launcher/cni-macvlan.c, try_zygote), SOCK_SEQPACKET, one connection per exec: the request,
-NUL-separated fields ``cni-macvlan-zygote/1``, build id, umask (octal), argv[0], then the
-environment; we answer ``ready`` or ``declined: <why>`` (the launcher then runs the plugin itself,
-as it does when no answer comes within 2 s). Then the launcher sends six descriptors: stdin,
-stdout, stderr, working directory, network and mount namespace (not with the request: a stopped
-zygote would hold the caller's stdout open in its queue, and its runtime would wait for ever). The
-child says ``started`` before it does anything, then comes ``exit N`` or ``signal N``. Only root may connect
-(the socket's directory is 0700 and the peer's uid is checked), and only a launcher of the very
-build the zygote loaded (the identity of _cni_modules.bin) is served, so an upgrade never runs old
-code: the new launcher falls back to starting its own interpreter until the zygote is restarted.
+Trust. The zygote runs as root and is handed root's requests, descriptors and namespaces, so:
+- its socket lives in a directory that only root can change: not a symlink, owned by root, not
+  writable by group or others, under ancestors alike (a sticky one like /tmp aside); a directory
+  that is root's and merely readable by others is narrowed to 0700, anything else is refused with
+  the reason. The socket is 0600. Only a socket is ever removed from its path.
+- every connection's peer is checked (SO_PEERCRED) as soon as it is accepted: one that is not root
+  is closed at once, before anything is read from it.
+- the main loop never blocks on a peer: connections are non-blocking, a request that has not come
+  whole within ``REQUEST_WAIT`` seconds is dropped, and everything slower happens in the child.
+The launcher (cni-macvlan.c) checks in turn that its peer is root before it sends anything.
+
+Protocol ``cni-macvlan-zygote/2``, SOCK_SEQPACKET, one connection per exec:
+  launcher -> request: NUL-separated fields: magic, build id, umask (octal), argc, argv..., environ...
+  zygote   -> ``declined: <why>``, or it forks a child that answers ``ready``
+  launcher -> three descriptors: working directory, network and mount namespace
+  child    -> ``started`` once it is set up as the exec'd plugin (or ``declined: <why>``)
+  launcher -> ``go`` with three more: stdin, stdout, stderr
+  child    -> ``running``: from here the request is the child's; it runs the plugin and says
+              ``exit N`` (or the zygote says, when the child dies, ``signal N``)
+The launcher bounds everything up to ``go`` by one deadline (2 s in all): when it passes, or
+anything is declined or cut, the launcher closes the connection and runs the plugin itself; a child
+that has not received ``go`` finds the connection closed and runs nothing. ``running`` has 2 s of
+its own: a child that got ``go`` and is not running by then (stopped, or the machine stalled) may or
+may not have begun, so the launcher neither runs the request again nor waits: it fails with code 11
+(try again later) and leaves, and the zygote kills that child. After ``running`` the launcher waits
+for the plugin as a runtime waits for an exec'd one. So a request runs at most once, every wait is
+bounded, and the caller's stdin, stdout and stderr are handed over only with ``go``: nothing that
+keeps a runtime's pipe open sits in the queue of a process that stalled earlier.
+Only a launcher of the very build the zygote loaded (the identity of _cni_modules.bin) is served,
+so an upgrade never runs old code.
 
 The child joins the caller's mount and network namespaces and working directory, takes its umask,
-environment and standard descriptors: what the plugin sees is what it would see exec'd. It stays in
-the zygote's cgroup and session. If the caller goes away (the runtime killed it on a timeout) the
-child is killed too, as it would have died with it.
+argv, environment (as CPython builds os.environ from an exec's environ: first of duplicates wins)
+and standard descriptors: what the plugin sees is what it would see exec'd. It stays in the
+zygote's cgroup and session. If the caller goes away (the runtime killed it on a timeout) the child
+is killed too, as it would have died with it.
 """
 
+import errno
 import os
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
+import time
 
 from _cni_launcher import setns  # type: ignore[import-not-found]
 
-MAGIC = b"cni-macvlan-zygote/1"
+MAGIC = b"cni-macvlan-zygote/2"
 DEFAULT_SOCKET = "/run/cni-macvlan/zygote.sock"
 MAX_REQUEST = 192 * 1024
-MAX_CHILDREN = 256  # then new callers wait in the backlog (and give up after 2 s: they run alone)
+MAX_CHILDREN = 256  # children and waiting connections; then callers wait in the backlog (2 s at most)
+REQUEST_WAIT = 2.0  # seconds a connection may take to send its request (the launcher's own deadline)
 USAGE = "usage: cni-macvlan zygote [--socket PATH] [--max-children N] [--verbose]"
 FDS = 6
 CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
@@ -47,10 +72,53 @@ def build_id(path: str) -> bytes:
     return f"{st.st_dev:x}:{st.st_ino:x}:{st.st_size:x}:{st.st_mtime_ns:x}".encode()
 
 
+def _build_or_none(path: str) -> bytes | None:
+    try:
+        return build_id(path)
+    except OSError:
+        return None
+
+
 def _same_ns(fd: int, kind: str) -> bool:
     mine = os.stat(f"/proc/self/ns/{kind}")
     theirs = os.fstat(fd)
     return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    return int(uid)
+
+
+class Refused(Exception):
+    """The zygote can't serve from this path; the message says why and what to do."""
+
+
+def secure_directory(directory: str) -> None:
+    """Make sure only root can change ``directory`` (created 0700 if missing), or raise Refused."""
+    parent = os.path.dirname(os.path.abspath(directory)) or "/"
+    real_parent = os.path.realpath(parent)
+    path = "/"
+    for part in [p for p in real_parent.split("/") if p]:
+        path = os.path.join(path, part)
+        st = os.lstat(path)
+        if st.st_uid != 0 or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
+            raise Refused(f"{path} can be changed by a user other than root: put the socket elsewhere")
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(directory)
+    if stat.S_ISLNK(st.st_mode):
+        raise Refused(f"{directory} is a symlink: the socket's directory must be a real directory")
+    if not stat.S_ISDIR(st.st_mode):
+        raise Refused(f"{directory} is not a directory")
+    if st.st_uid != 0:
+        raise Refused(f"{directory} is owned by uid {st.st_uid}, not root: remove it, or use a directory of root's")
+    if st.st_mode & 0o022:
+        raise Refused(f"{directory} is writable by group or others (mode {st.st_mode & 0o7777:o}): chmod 0700 it")
+    if st.st_mode & 0o077:
+        os.chmod(directory, 0o700, follow_symlinks=False)  # root's and not writable by others: narrow it
 
 
 class Zygote:
@@ -64,26 +132,39 @@ class Zygote:
         self.listener: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.inode = 0
         self.poll = select.poll()
+        self.pending: dict[int, tuple[socket.socket, float]] = {}  # fd -> (connection, deadline)
         self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, connection)
         self.callers: dict[int, int] = {}  # connection fd -> pidfd, while we watch for its end
         self.stop = ""  # why we stop taking requests
-        self.paused = False  # not accepting: at MAX_CHILDREN, or out of descriptors
+        self.listening = False  # the listener is in the poll set (see update_listening)
+        self.starved = False  # out of descriptors: listen again once a child has ended
         self.wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # signals wake the poll (set_wakeup_fd)
 
+    def log(self, line: str) -> None:
+        if self.verbose:
+            sys.stderr.write(f"cni-macvlan zygote: {line}\n")
+
     def listen(self) -> None:
+        """Bind the socket in a directory only root can change; refuse (Refused) otherwise."""
         assert self.listener is not None
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        secure_directory(os.path.dirname(self.path) or ".")
         try:
-            probe.connect(self.path)
+            st = os.lstat(self.path)
         except FileNotFoundError:
-            pass
-        except ConnectionRefusedError:
-            os.unlink(self.path)  # a zygote that died left its socket
-        else:
-            raise SystemExit(f"cni-macvlan zygote: another zygote is serving {self.path}")
-        finally:
-            probe.close()
+            st = None
+        if st is not None:
+            if not stat.S_ISSOCK(st.st_mode):
+                raise Refused(f"{self.path} exists and is not a socket: refusing to remove it")
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                probe.connect(self.path)
+                if _peer_uid(probe) == 0:
+                    raise Refused(f"another zygote is serving {self.path}")
+            except (ConnectionRefusedError, FileNotFoundError):
+                pass  # a zygote that died left its socket
+            finally:
+                probe.close()
+            os.unlink(self.path)
         old = os.umask(0o177)
         try:
             self.listener.bind(self.path)
@@ -91,7 +172,8 @@ class Zygote:
             os.umask(old)
         self.inode = os.stat(self.path).st_ino
         self.listener.listen(128)
-        self.poll.register(self.listener, select.POLLIN)
+        self.listener.setblocking(False)
+        self.update_listening()
 
     def serve(self) -> None:
         """Take requests until SIGTERM/SIGINT or a new build installed under us; then let the
@@ -105,101 +187,142 @@ class Zygote:
         signal.signal(signal.SIGINT, on_signal)
         self.poll.register(self.wake[0], select.POLLIN)
         while self.listener is not None or self.children:
-            for fd, _ in self.poll.poll():
+            timeout = None
+            if self.pending:
+                timeout = max(0, int((min(d for _, d in self.pending.values()) - time.monotonic()) * 1000) + 1)
+            for fd, events in self.poll.poll(timeout):
                 if fd == self.wake[0]:
                     os.read(fd, 64)
                 elif self.listener is not None and fd == self.listener.fileno():
                     self.accept()
+                elif fd in self.pending:
+                    self.request(fd, events)
                 elif fd in self.children:
                     self.reap(fd)
                 elif fd in self.callers:
                     self.caller_gone(fd)
+            now = time.monotonic()
+            for fd in [fd for fd, (_, deadline) in self.pending.items() if deadline <= now]:
+                self.log("dropped a connection that sent no request in time")
+                self.drop(fd)
             if self.stop and self.listener is not None:
                 sys.stderr.write(f"cni-macvlan zygote: stopping ({self.stop}); {len(self.children)} running\n")
                 self.close_listener()
+                for fd in list(self.pending):
+                    self.drop(fd)
 
     def close_listener(self) -> None:
         assert self.listener is not None
-        if not self.paused:
+        if self.listening:
             self.poll.unregister(self.listener)
+            self.listening = False
         self.listener.close()
         self.listener = None
         try:
-            if os.stat(self.path).st_ino == self.inode:  # still ours, not a successor's
+            st = os.lstat(self.path)
+            if stat.S_ISSOCK(st.st_mode) and st.st_ino == self.inode:  # still ours, not a successor's
                 os.unlink(self.path)
         except OSError:
             pass
 
     def accept(self) -> None:
-        """Take one request: check it, answer "ready", take the caller's descriptors, fork."""
+        """Take the waiting connections: a peer that is not root is closed before anything is read."""
         assert self.listener is not None
-        try:
-            conn, _ = self.listener.accept()
-        except OSError:
-            if self.children:  # EMFILE and the like: wait for a child to end rather than spin
-                self.pause(True)
-            return
-        conn.settimeout(1.0)  # the launcher sends each message right after the last answer
-        fds: list[int] = []
-        pid = 0
-        try:
-            _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-            data, _, flags, _ = conn.recvmsg(MAX_REQUEST)
-            fields = data.split(b"\0")
-            why = ""
+        while len(self.children) + len(self.pending) < self.max_children:
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                break
+            except OSError:
+                self.starved = bool(self.children)  # EMFILE and the like: wait for a child to end
+                break
+            try:
+                uid = _peer_uid(conn)
+            except OSError:
+                uid = -1
             if uid != 0:
-                why = "only root is served"
-            elif flags & socket.MSG_TRUNC or len(fields) < 5:
-                why = "malformed request"
-            elif fields[0] != MAGIC:
-                why = "another protocol"
-            elif fields[1] != self.build:
-                why = "another build"
-                if _build_or_none(self.bundle) != self.build:
-                    self.stop = "a new build is installed"  # a supervisor starts us again on it
-            if why:
-                if self.verbose:
-                    sys.stderr.write(f"cni-macvlan zygote: declined: {why}\n")
-                conn.send(f"declined: {why}".encode())
-                return
-            conn.send(b"ready")
-            _, ancdata, flags, _ = conn.recvmsg(16, socket.CMSG_SPACE(FDS * 4))
-            for level, kind, payload in ancdata:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.extend(struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4]))
-            if flags & socket.MSG_CTRUNC or len(fds) != FDS:
-                conn.send(b"declined: malformed descriptors")
-                return
-            pid = os.fork()
-            if pid == 0:
-                self.child(conn, fds, fields)  # never returns
-        except OSError:
-            pid = 0
-        finally:
-            for fd in fds:
-                os.close(fd)
-            if not pid:
+                self.log(f"refused a connection of uid {uid}: only root is served")
                 conn.close()
-        if not pid:
+                continue
+            conn.setblocking(False)
+            self.pending[conn.fileno()] = (conn, time.monotonic() + REQUEST_WAIT)
+            self.poll.register(conn, select.POLLIN | select.POLLRDHUP)
+        self.update_listening()
+
+    def drop(self, fd: int) -> None:
+        conn, _ = self.pending.pop(fd)
+        self.poll.unregister(fd)
+        conn.close()
+        self.update_listening()
+
+    def decline(self, conn: socket.socket, why: str) -> None:
+        self.log(f"declined: {why}")
+        try:
+            conn.send(f"declined: {why}".encode())
+        except OSError:
+            pass
+
+    def request(self, fd: int, events: int) -> None:
+        """A pending connection has its request (or went away): decline it, or fork its child."""
+        conn, _ = self.pending[fd]
+        try:
+            data, _, flags, _ = conn.recvmsg(MAX_REQUEST)
+        except BlockingIOError:
             return
-        if self.verbose:
-            sys.stderr.write(f"cni-macvlan zygote: {os.fsdecode(fields[3])} -> pid {pid}\n")
+        except OSError:
+            data, flags = b"", 0
+        self.pending.pop(fd)
+        self.poll.unregister(fd)
+        self.serve_request(conn, data, flags, events)
+        self.update_listening()
+
+    def serve_request(self, conn: socket.socket, data: bytes, flags: int, events: int) -> None:
+        fields = data.split(b"\0")
+        why = ""
+        if not data or events & (select.POLLHUP | select.POLLRDHUP):
+            conn.close()  # the caller is gone (it gave up): nothing to run
+            return
+        if flags & socket.MSG_TRUNC or len(fields) < 5 or not fields[3].isdigit():
+            why = "malformed request"
+        elif fields[0] != MAGIC:
+            why = "another protocol"
+        elif fields[1] != self.build:
+            why = "another build"
+            if _build_or_none(self.bundle) != self.build:
+                self.stop = "a new build is installed"  # a supervisor starts us again on it
+        elif not 1 <= int(fields[3]) <= len(fields) - 4:
+            why = "malformed request"
+        if why:
+            self.decline(conn, why)
+            conn.close()
+            return
+        try:
+            pid = os.fork()
+        except OSError as e:
+            self.decline(conn, f"cannot fork: {e.strerror}")
+            conn.close()
+            return
+        if pid == 0:
+            self.child(conn, fields)  # never returns
+        self.log(f"{os.fsdecode(fields[4])} -> pid {pid}")
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = (pid, conn)
         self.callers[conn.fileno()] = pidfd
         self.poll.register(pidfd, select.POLLIN)
-        self.poll.register(conn, select.POLLIN | select.POLLRDHUP)
-        if len(self.children) >= self.max_children:
-            self.pause(True)
+        self.poll.register(conn, select.POLLRDHUP)
 
-    def pause(self, paused: bool) -> None:
-        if self.listener is None or paused == self.paused:
+    def update_listening(self) -> None:
+        """Listen while a request can be taken: fewer than max_children children and waiting
+        connections (the others wait in the kernel's backlog), and descriptors to spare."""
+        want = self.listener is not None and not self.starved
+        want = want and len(self.children) + len(self.pending) < self.max_children
+        if want == self.listening:
             return
-        self.paused = paused
-        if paused:
-            self.poll.unregister(self.listener)
-        else:
+        self.listening = want
+        if want:
             self.poll.register(self.listener, select.POLLIN)
+        else:
+            self.poll.unregister(self.listener)
 
     def reap(self, pidfd: int) -> None:
         """A child ended: tell its caller how (the child said it too, unless a signal ended it)."""
@@ -209,8 +332,7 @@ class Zygote:
             reply = f"signal {os.WTERMSIG(status)}"
         else:
             reply = f"exit {os.waitstatus_to_exitcode(status)}"
-        if self.verbose:
-            sys.stderr.write(f"cni-macvlan zygote: pid {pid} {reply}\n")
+        self.log(f"pid {pid} {reply}")
         try:
             conn.send(reply.encode())
         except OSError:
@@ -220,10 +342,11 @@ class Zygote:
         if self.callers.pop(conn.fileno(), None) is not None:
             self.poll.unregister(conn)
         conn.close()
-        self.pause(False)
+        self.starved = False
+        self.update_listening()
 
     def caller_gone(self, fd: int) -> None:
-        """The launcher closed its end (its runtime killed it): its child dies with it."""
+        """The launcher closed its end (gave up, or its runtime killed it): its child dies with it."""
         pidfd = self.callers.pop(fd)
         _, conn = self.children[pidfd]
         self.poll.unregister(conn)  # reap() closes it
@@ -234,9 +357,9 @@ class Zygote:
         except OSError:
             pass
 
-    def child(self, conn: socket.socket, fds: list[int], fields: list[bytes]) -> None:
-        """Become the plugin as the caller would have exec'd it, run it, say how it ended."""
-        code = 1
+    def child(self, conn: socket.socket, fields: list[bytes]) -> None:
+        """Become the plugin as the caller would have exec'd it, once the caller says go; run it."""
+        fds: list[int] = []
         try:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -245,36 +368,45 @@ class Zygote:
                 os.close(fd)
             if self.listener is not None:
                 self.listener.close()
+            for other, _ in self.pending.values():
+                other.close()
             for pidfd, (_, other) in self.children.items():
                 os.close(pidfd)
                 other.close()
-            conn.settimeout(None)
-            stdin, stdout, stderr, cwd, netns, mntns = fds
+            # Blocking from here: the caller answers at once, and if it goes away (its deadline
+            # passed, or it was killed) every receive returns at once with nothing.
+            conn.setblocking(True)
+            conn.send(b"ready")
+            cwd, netns, mntns = _receive_fds(conn, fds, 3, b"fds")
             if not _same_ns(mntns, "mnt"):
                 setns(mntns, CLONE_NEWNS)
             if not _same_ns(netns, "net"):
                 setns(netns, CLONE_NEWNET)
             os.fchdir(cwd)
-            for target, fd in enumerate((stdin, stdout, stderr)):
+            os.umask(int(fields[2], 8))
+            argc = int(fields[3])
+            sys.argv[:] = [os.fsdecode(a) for a in fields[4 : 4 + argc]]
+            _set_environ(fields[4 + argc :])
+            conn.send(b"started")
+            try:
+                stdio = _receive_fds(conn, fds, 3, b"go")
+            except ConnectionError:
+                os._exit(0)  # the caller gave up (it runs the request itself): run nothing
+            for target, fd in enumerate(stdio):
                 os.dup2(fd, target)
             for fd in fds:
                 if fd > 2:
                     os.close(fd)
-            fds.clear()
-            os.umask(int(fields[2], 8))
-            environ = os.environ
-            environ.clear()
-            for entry in fields[4:]:
-                key, sep, value = entry.partition(b"=")
-                if sep and key:
-                    environ[os.fsdecode(key)] = os.fsdecode(value)
-            sys.argv[:] = [os.fsdecode(fields[3])]
-            conn.send(b"started")
-        except BaseException as e:  # nothing of the request ran: the launcher runs it itself
+            try:
+                conn.send(b"running")
+            except OSError:
+                os._exit(0)  # the caller is gone: nobody waits for the result
+        except BaseException as e:  # nothing of the request ran
             try:
                 conn.send(f"declined: {e}".encode())
             finally:
                 os._exit(0)
+        code = 1
         try:
             if os.environ.get("CNI_MACVLAN_DEBUG"):
                 sys.stderr.write(f"cni-macvlan: run by the zygote {os.getppid()}\n")
@@ -291,11 +423,39 @@ class Zygote:
             os._exit(code)
 
 
-def _build_or_none(path: str) -> bytes | None:
-    try:
-        return build_id(path)
-    except OSError:
-        return None
+def _receive_fds(conn: socket.socket, fds: list[int], count: int, word: bytes) -> list[int]:
+    """The next message: ``word`` with ``count`` descriptors (kept in ``fds`` too, to be closed);
+    ConnectionError when the connection ends first (the caller gave up), OSError when malformed."""
+    data, ancdata, flags, _ = conn.recvmsg(16, socket.CMSG_SPACE(count * 4))
+    got: list[int] = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            got.extend(struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4]))
+    fds.extend(got)
+    if not data:
+        raise ConnectionError("the caller is gone")
+    if data != word or flags & socket.MSG_CTRUNC or len(got) != count:
+        raise OSError(errno.EPROTO, f"malformed {word.decode()} message")
+    return got
+
+
+def _set_environ(entries: list[bytes]) -> None:
+    """os.environ as CPython builds it from an exec's environ (posixmodule.c, convertenviron): an
+    entry without "=" is skipped, the first of duplicate names wins, an empty name is kept."""
+    data: dict[bytes, bytes] = {}
+    for entry in entries:
+        key, sep, value = entry.partition(b"=")
+        if sep:
+            data.setdefault(key, value)
+    environ = os.environ._data  # type: ignore[attr-defined]  # bytes -> bytes, shared with os.environb
+    for key in list(environ):
+        if key:
+            os.unsetenv(key)
+    environ.clear()
+    environ.update(data)
+    for key, value in data.items():  # the C library's environ too, for anything that reads it
+        if key and b"\0" not in key + value:
+            os.putenv(key, value)
 
 
 def main(argv: list[str], bundle: str, run) -> None:  # type: ignore[no-untyped-def]
@@ -309,9 +469,14 @@ def main(argv: list[str], bundle: str, run) -> None:  # type: ignore[no-untyped-
     options.update(zip(args[::2], args[1::2], strict=True))
     if not options["--max-children"].isdigit() or int(options["--max-children"]) < 1:
         raise SystemExit(USAGE)
-    path = options["--socket"]
+    if os.geteuid() != 0:
+        raise SystemExit("cni-macvlan zygote: run it as root (it serves root's plugin execs only)")
+    path = os.path.abspath(options["--socket"])
     zygote = Zygote(path, bundle, run, verbose, int(options["--max-children"]))
-    zygote.listen()
+    try:
+        zygote.listen()
+    except Refused as e:
+        raise SystemExit(f"cni-macvlan zygote: {e}") from None
     sys.stderr.write(f"cni-macvlan zygote: serving {path} (pid {os.getpid()})\n")
     sys.stderr.flush()
     try:

@@ -24,7 +24,7 @@
  * its own interpreter only when no zygote of this very build takes it. See try_zygote().
  */
 #define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include <Python.h> /* first; its pyconfig.h defines _GNU_SOURCE (struct ucred) */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <stdlib.h>
 #include <limits.h>
 #include <sched.h>
@@ -61,8 +62,9 @@ static struct PyModuleDef launcher_module = {
 static PyObject *launcher_init(void) { return PyModule_Create(&launcher_module); }
 
 #define ZYGOTE_SOCKET "/run/cni-macvlan/zygote.sock"
-#define ZYGOTE_MAGIC "cni-macvlan-zygote/1"
+#define ZYGOTE_MAGIC "cni-macvlan-zygote/2"
 #define ZYGOTE_MAX_REQUEST (192 * 1024)
+#define ZYGOTE_DEADLINE_MS 2000
 
 /* The build a zygote must be of to run our requests: the identity of lib/_cni_modules.bin. The
    zygote computes the same from the file it loaded (_cni_zygote.build_id). */
@@ -84,6 +86,22 @@ static int append(char *buf, size_t *len, const char *text) {
     return 0;
 }
 
+static long long now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Bound the socket's next send and receive by what is left of the deadline; 0 when nothing is. */
+static int until(int sock, long long deadline) {
+    long long left = deadline - now_ms();
+    if (left <= 0) return 0;
+    struct timeval wait = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
+    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    return 1;
+}
+
 static ssize_t receive(int sock, char *reply, size_t size) {
     ssize_t n;
     do n = recv(sock, reply, size - 1, 0);
@@ -92,17 +110,62 @@ static ssize_t receive(int sock, char *reply, size_t size) {
     return n;
 }
 
-/* Hand the whole exec to a zygote, in two steps:
-     1. one SOCK_SEQPACKET message, no descriptors: protocol, build id, umask, argv[0], environment;
-        the zygote answers "ready" or "declined: <why>". We wait 2 s at most (SO_RCVTIMEO; connect
-        and send are bounded alike): a stopped or swamped zygote costs that, then we run the
-        request ourselves, and what we left in its queue holds nothing of ours.
-     2. our stdin, stdout, stderr, working directory, network and mount namespaces as descriptors;
-        the zygote forks a child that joins them, says "started" and runs the plugin; then comes
-        "exit N" or "signal N", and we end the same way.
-   Returns (and the caller runs the plugin itself) whenever no child was started. Once a child has
-   said "started" we never run the request a second time. */
-static void try_zygote(const char *lib, char **argv) {
+static int send_all(int sock, const char *data, size_t len) {
+    ssize_t n;
+    do n = send(sock, data, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)len;
+}
+
+/* One message: the word and three descriptors. */
+static int send_fds(int sock, const char *word, const int fds[3]) {
+    union {
+        char space[CMSG_SPACE(3 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = {.iov_base = (void *)word, .iov_len = strlen(word)};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+                         .msg_controllen = sizeof control.space};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(3 * sizeof(int));
+    memcpy(CMSG_DATA(cmsg), fds, 3 * sizeof(int));
+    ssize_t n;
+    do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)iov.iov_len;
+}
+
+/* Our working directory, network and mount namespaces, for the child to join. */
+static int send_places(int sock) {
+    int fds[3];
+    fds[0] = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    fds[1] = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    fds[2] = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    int ok = fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0 && send_fds(sock, "fds", fds);
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    return ok;
+}
+
+/* Hand the whole exec to a zygote (protocol: launcher/_cni_zygote.py):
+     1. connect, and check that the peer is root (SO_PEERCRED) before anything is sent: whoever
+        else serves the path gets nothing of ours;
+     2. the request (protocol, build id, umask, argv, environment); the zygote answers "declined:
+        <why>" or forks a child that says "ready";
+     3. our working directory, network and mount namespaces, to that child; it joins them and
+        says "started";
+     4. "go" with our stdin, stdout and stderr; the child says "running", and from there we wait
+        for "exit N" or "signal N" (as a runtime waits for an exec'd plugin) and end the same way.
+   Steps 1-4 share one deadline of 2 s. When it passes, or anything is declined, refused or cut
+   before "go" is sent, we close the connection and return, and the caller runs the plugin itself:
+   a child that has not received "go" finds the connection closed and runs nothing. "running" has
+   2 s of its own; without it we can't tell whether the child began, so we neither run the request
+   again nor wait: we fail with code 11 and leave (the zygote kills that child). So the request runs
+   at most once, every wait before "running" is bounded, and our stdio is never in the hands of a
+   process that stalled before "go". */
+static void try_zygote(const char *lib, int argc, char **argv) {
     const char *path = getenv("CNI_MACVLAN_ZYGOTE");
     if (path == NULL) path = ZYGOTE_SOCKET;
     if (path[0] == '\0' || getenv("CNI_MACVLAN_IMPORTTIME") != NULL) return;
@@ -110,79 +173,71 @@ static void try_zygote(const char *lib, char **argv) {
     if (strlen(path) >= sizeof addr.sun_path) return;
     strcpy(addr.sun_path, path);
 
+    long long deadline = now_ms() + ZYGOTE_DEADLINE_MS;
     int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (sock < 0) return;
-    struct timeval wait = {.tv_sec = 2};
-    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
-    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    until(sock, deadline);
     char id[128], reply[64];
+    struct ucred peer;
+    socklen_t peer_len = sizeof peer;
     /* no zygote is the usual case without the unit: it costs the connect, nothing more */
-    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0 || build_id(lib, id, sizeof id) != 0) {
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) != 0 || peer.uid != 0 ||
+        build_id(lib, id, sizeof id) != 0) {
         close(sock);
         return;
     }
     char *buf = malloc(ZYGOTE_MAX_REQUEST);
     size_t len = 0;
-    char mask[16];
+    char mask[16], count[16];
     mode_t m = umask(0);
     umask(m);
     snprintf(mask, sizeof mask, "%o", (unsigned)m);
+    snprintf(count, sizeof count, "%d", argc);
     int ok = buf != NULL && append(buf, &len, ZYGOTE_MAGIC) == 0 && append(buf, &len, id) == 0 &&
-             append(buf, &len, mask) == 0 && append(buf, &len, argv[0]) == 0;
+             append(buf, &len, mask) == 0 && append(buf, &len, count) == 0;
+    for (int i = 0; ok && i < argc; i++) ok = append(buf, &len, argv[i]) == 0;
     for (char **e = environ; ok && *e != NULL; e++) ok = append(buf, &len, *e) == 0;
-    ok = ok && send(sock, buf, len, MSG_NOSIGNAL) == (ssize_t)len;
+    ok = ok && until(sock, deadline) && send_all(sock, buf, len);
     free(buf);
-    if (!ok || receive(sock, reply, sizeof reply) <= 0 || strcmp(reply, "ready") != 0) {
-        close(sock); /* declined, gone, or no answer in time */
+    ok = ok && until(sock, deadline) && receive(sock, reply, sizeof reply) > 0 && strcmp(reply, "ready") == 0;
+    ok = ok && until(sock, deadline) && send_places(sock);
+    ok = ok && until(sock, deadline) && receive(sock, reply, sizeof reply) > 0 && strcmp(reply, "started") == 0;
+    static const int stdio[3] = {0, 1, 2};
+    ok = ok && until(sock, deadline) && send_fds(sock, "go", stdio);
+    if (!ok) {
+        close(sock); /* declined, refused, gone, or no answer in time: the child runs nothing */
         return;
     }
-
-    int fds[6] = {0, 1, 2, -1, -1, -1};
-    fds[3] = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    fds[4] = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    fds[5] = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
-    ok = fds[3] >= 0 && fds[4] >= 0 && fds[5] >= 0;
-    if (ok) {
-        union {
-            char space[CMSG_SPACE(sizeof fds)];
-            struct cmsghdr align;
-        } control;
-        struct iovec iov = {.iov_base = "fds", .iov_len = 3};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
-                             .msg_controllen = sizeof control.space};
-        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-        cmsg->cmsg_level = SOL_SOCKET;
-        cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN(sizeof fds);
-        memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
-        ok = sendmsg(sock, &msg, MSG_NOSIGNAL) == 3;
+    deadline = now_ms() + ZYGOTE_DEADLINE_MS;
+    ok = until(sock, deadline) && receive(sock, reply, sizeof reply) > 0;
+    if (ok && strcmp(reply, "running") != 0) {
+        close(sock); /* "declined", or the child ended (it runs only after saying "running") */
+        return;
     }
-    for (int i = 3; i < 6; i++)
-        if (fds[i] >= 0) close(fds[i]);
+    if (!ok) {
+        close(sock); /* the zygote kills the child that did not say it runs */
+        fputs("{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"cni-macvlan: the zygote's child did not start the"
+              " plugin within 2 s; it was stopped, try again\"}", stdout);
+        fflush(stdout);
+        exit(1);
+    }
 
-    /* the zygote was there a moment ago: from here on we wait for as long as the plugin runs */
+    /* the child runs the plugin; we wait for as long as it runs, as for an exec */
     struct timeval forever = {0};
     setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &forever, sizeof forever);
-    int started = 0;
-    while (ok && receive(sock, reply, sizeof reply) > 0) {
+    while (receive(sock, reply, sizeof reply) > 0) {
         int value;
-        if (strcmp(reply, "started") == 0) {
-            started = 1;
-        } else if (sscanf(reply, "exit %d", &value) == 1) {
+        if (sscanf(reply, "exit %d", &value) == 1) {
             exit(value);
         } else if (sscanf(reply, "signal %d", &value) == 1) {
             signal(value, SIG_DFL);
             raise(value);
             exit(128 + value);
-        } else if (!started) {
-            break; /* "declined: ...": run it ourselves */
         }
     }
-    close(sock);
-    if (started) {
-        fprintf(stderr, "cni-macvlan: the zygote's child ended without a status\n");
-        exit(1);
-    }
+    fprintf(stderr, "cni-macvlan: the zygote's child ended without a status\n");
+    exit(1);
 }
 
 /* Does the file end with a zip end-of-central-directory record (no archive comment)? */
@@ -219,7 +274,7 @@ int main(int argc, char **argv) {
     snprintf(lib, sizeof lib, "%s/lib", home);
     /* the plugin names are links to us; `cni-macvlan zygote` is the zygote itself */
     const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
-    if (!single_file && strcmp(name, "cni-macvlan") != 0) try_zygote(lib, argv);
+    if (!single_file && strcmp(name, "cni-macvlan") != 0) try_zygote(lib, argc, argv);
 
     if (PyImport_AppendInittab("_cni_launcher", launcher_init) != 0) fail("cannot register _cni_launcher");
 
