@@ -20,10 +20,11 @@ the next ADD.
 
 from __future__ import annotations
 
+import errno
 import os
 
-from .cni import faults, jsonio, keys, statefile
-from .cni.errors import INTERNAL, INVALID_CONFIG, CNIError
+from .cni import faults, jsonio, keys, log, statefile
+from .cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
 from .netlink import IFF_LOOPBACK, Link, Netlink, NetlinkError
 
 TYPE_CHECKING = False
@@ -101,6 +102,28 @@ def _check_vlan(spec: ParentSpec) -> None:
 # ---- the ownership record (pure over plain data) ----
 
 
+class Damaged(Exception):
+    """The record can't be read as one: not a regular file, not JSON, or entries of the wrong shape."""
+
+
+class DamagedRecord(CNIError):
+    """Damaged, as the runtime hears it (code 5). ADD stops on it; DEL and GC go on without the record."""
+
+
+def _valid_record(name: object, rec: object) -> bool:
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME or not isinstance(rec, dict):
+        return False
+    atts = rec.get("attachments")
+    return (
+        rec.get("kind") in ("vlan", "dummy")
+        and isinstance(rec.get("base"), str)
+        and type(rec.get("vid")) is int
+        and type(rec.get("ifindex")) is int
+        and isinstance(atts, list)
+        and all(isinstance(a, list) and len(a) == 3 and all(isinstance(x, str) for x in a) for a in atts)
+    )
+
+
 class Ownership:
     """parents.json: name -> {"kind", "base", "vid", "ifindex", "attachments": [[net, cid, ifname], ...]}."""
 
@@ -109,14 +132,18 @@ class Ownership:
 
     @classmethod
     def load(cls, data: bytes | None) -> Ownership:
+        """The record in ``data`` (None or empty: no record); Damaged when it is not one."""
         if not data:
             return cls()
         try:
             doc = jsonio.loads(data)
         except jsonio.DecodeError:
-            doc = None
+            raise Damaged(f"not JSON: {data[:60]!r}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("parents"), dict):
-            raise CNIError(INTERNAL, f"the owned-parents record is unreadable: {data[:80]!r}")
+            raise Damaged(f'no "parents" object: {data[:60]!r}')
+        for name, rec in doc["parents"].items():
+            if not _valid_record(name, rec):
+                raise Damaged(f"entry {name!r} is not a parent record: {jsonio.dumps(rec)[:60]}")
         return cls(doc["parents"])
 
     def dump(self) -> bytes:
@@ -146,38 +173,135 @@ class Ownership:
     def unused(self) -> list[str]:
         return [name for name, rec in self.parents.items() if not rec["attachments"]]
 
-    def owns(self, name: str, link: Link | None) -> bool:
-        """Is ``link`` (the link named ``name`` now, or None) the parent we created?"""
+    def owns(self, name: str, link: Link | None, base_index: int = 0) -> bool:
+        """Is ``link`` (the link named ``name`` now, or None) the parent we created? Only a link that
+        is what we would have made answers yes: the recorded ifindex (once known), and the kind,
+        name and VLAN we create (a record alone never makes someone else's link ours).
+        ``base_index``: the ifindex of the VLAN's base link now (0: not checked)."""
         rec = self.parents.get(name)
         if rec is None:
             return False
-        return link is None or rec["ifindex"] in (0, link.index)
+        if link is None:
+            return True
+        if rec["ifindex"] not in (0, link.index) or link.kind != rec["kind"]:
+            return False
+        if rec["kind"] == "dummy":
+            return name == dummy_name_form(name)
+        return (
+            name == f"{rec['base']}.{rec['vid']}"
+            and link.vlan_id == rec["vid"]
+            and (not base_index or link.link == base_index)
+        )
+
+
+def dummy_name_form(name: str) -> str:
+    """``name`` if it has the form of our dummy parents' names (dm- and 12 hex digits), else ""."""
+    hexdigits = name[3:]
+    ok = name.startswith("dm-") and len(hexdigits) == 12 and all(c in "0123456789abcdef" for c in hexdigits)
+    return name if ok else ""
 
 
 # ---- the node side (netlink and the state file) ----
 
 
 class Store:
-    """The owned-parents record of one state directory."""
+    """The owned-parents record of one state directory (``stateDir``): the lease store's rules
+    (cni/statefile.py): the directory is refused when it is a symlink or writable by others, every
+    file opened O_NOFOLLOW and must be a regular file. Every failure is a CNIError: code 5 naming
+    the path and the fix."""
 
     def __init__(self, state_dir: str) -> None:
         self.dir = state_dir
         self.path = os.path.join(state_dir, STATE_FILE)
 
+    def _io_error(self, e: OSError) -> CNIError:
+        fixes = {
+            errno.EROFS: "stateDir is on a read-only filesystem: make it writable, or set stateDir elsewhere",
+            errno.ENOSPC: "the filesystem of stateDir is full: free some space",
+            errno.EDQUOT: "the filesystem of stateDir is full: free some space",
+            errno.ENOTDIR: "stateDir names something that is not a directory: remove it, or set stateDir elsewhere",
+            errno.EEXIST: "stateDir names something that is not a directory: remove it, or set stateDir elsewhere",
+            errno.EPERM: "stateDir must be a directory of root's that others can't write to",
+            errno.EACCES: "stateDir must be a directory root can write to",
+        }
+        return CNIError(
+            IO_FAILURE,
+            f'stateDir "{self.dir}": {e.strerror or e}',
+            fixes.get(e.errno or 0, f"check {self.dir} and {self.path}"),
+        )
+
+    def _damaged_error(self, why: str) -> DamagedRecord:
+        return DamagedRecord(
+            IO_FAILURE,
+            f'the record of owned parents "{self.path}" is damaged: {why}',
+            "repair or remove it (DEL and GC go on without it); the parents it lists are then yours to"
+            " delete by hand once unused",
+        )
+
+    def _checked(self) -> bool:
+        """Does stateDir exist? If it does, it must be safe to use."""
+        try:
+            statefile.check_private(self.dir)
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise self._io_error(e) from None
+        return True
+
+    def has_record(self) -> bool:
+        """Is there a record to read (anything at its path) in a stateDir safe to use?"""
+        if not self._checked():
+            return False
+        try:
+            os.lstat(self.path)
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise self._io_error(e) from None
+        return True
+
     def peek(self) -> Ownership:
         """Read without the lock (the file is replaced atomically): for the fast path of ADD."""
-        return Ownership.load(statefile.read(self.path))
+        if not self._checked():
+            return Ownership()
+        return self.load()
 
-    def locked(self) -> statefile.Locked:
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        return statefile.Locked(os.path.join(self.dir, LOCK_FILE))
+    def locked(self) -> _Locked:
+        """``with store.locked():`` holds the record's lock; stateDir is made 0700 if missing."""
+        return _Locked(self)
 
     def load(self) -> Ownership:
-        return Ownership.load(statefile.read(self.path))
+        """The record; CNIError (code 5) when it can't be read or is damaged."""
+        try:
+            return Ownership.load(statefile.read(self.path))
+        except Damaged as e:
+            raise self._damaged_error(str(e)) from None
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.EISDIR, errno.EINVAL, errno.EFBIG):
+                raise self._damaged_error(e.strerror or str(e)) from None
+            raise self._io_error(e) from None
 
     def save(self, own: Ownership) -> None:
         own.parents = {name: rec for name, rec in own.parents.items() if rec["attachments"]}
-        statefile.write_atomic(self.path, own.dump(), fsync=True)
+        try:
+            statefile.write_atomic(self.path, own.dump(), fsync=True)
+        except OSError as e:
+            raise self._io_error(e) from None
+
+
+class _Locked(statefile.Locked):
+    def __init__(self, store: Store) -> None:
+        super().__init__(os.path.join(store.dir, LOCK_FILE))
+        self.store = store
+
+    def __enter__(self) -> _Locked:
+        try:
+            os.makedirs(self.store.dir, mode=0o700, exist_ok=True)
+            statefile.check_private(self.store.dir)
+            super().__enter__()
+        except OSError as e:
+            raise self.store._io_error(e) from None
+        return self
 
 
 def state_dir(config: dict[str, Any]) -> str:
@@ -202,7 +326,7 @@ def acquire(node: Netlink, store: Store, spec: ParentSpec, att: Attachment) -> L
     with store.locked():
         own = store.load()
         link = node.get_link(spec.name)
-        if link is not None and not own.owns(spec.name, link):
+        if link is not None and not _is_ours(node, own, spec.name, link):
             own.parents.pop(spec.name, None)  # ours vanished, and someone else made a link of that name
             store.save(own)
             return link
@@ -249,9 +373,15 @@ def _create(node: Netlink, spec: ParentSpec) -> Link:
     return link
 
 
+def _is_ours(node: Netlink, own: Ownership, name: str, link: Link) -> bool:
+    rec = own.parents.get(name)
+    base = node.get_link(rec["base"]) if rec is not None and rec["kind"] == "vlan" and rec["base"] else None
+    return own.owns(name, link, base.index if base is not None else -1)
+
+
 def _delete_if_ours(node: Netlink, own: Ownership, name: str) -> None:
     link = node.get_link(name)
-    if link is not None and own.owns(name, link):
+    if link is not None and _is_ours(node, own, name, link):
         try:
             node.delete_link(link.index)
         except NetlinkError as e:
@@ -260,13 +390,23 @@ def _delete_if_ours(node: Netlink, own: Ownership, name: str) -> None:
     own.parents.pop(name, None)
 
 
+def _load_or_skip(store: Store) -> Ownership | None:
+    """DEL and GC: the record, or None when it is damaged: they go on without it (never blocked by
+    it), leaving the file for the operator, and say so in the log."""
+    try:
+        return store.load()
+    except DamagedRecord as e:
+        log.warning(f"{e.msg}: left as it is, no parent released ({e.details})")
+        return None
+
+
 def release(node: Netlink, store: Store, att: Attachment) -> None:
     """DEL: forget the attachment; delete each owned parent it was the last user of."""
-    if not os.path.exists(store.path):
+    if not store.has_record():
         return
     with store.locked():
-        own = store.load()
-        if not own.detach(att):
+        own = _load_or_skip(store)
+        if own is None or not own.detach(att):
             return
         for name in own.unused():
             _delete_if_ours(node, own, name)
@@ -275,10 +415,12 @@ def release(node: Netlink, store: Store, att: Attachment) -> None:
 
 def collect(node: Netlink, store: Store, network: str, valid: set[tuple[str, str]]) -> list[str]:
     """GC: drop the network's stale attachments and delete the owned parents left without any."""
-    if not os.path.exists(store.path):
+    if not store.has_record():
         return []
     with store.locked():
-        own = store.load()
+        own = _load_or_skip(store)
+        if own is None:
+            return []
         own.keep_only(network, valid)
         emptied = own.unused()
         for name in emptied:

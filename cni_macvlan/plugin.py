@@ -120,7 +120,7 @@ def cmd_add(req: Request) -> Result:
 
 
 def _release_parent(store: parents.Store, attachment: parents.Attachment) -> None:
-    if not os.path.exists(store.path):
+    if not store.has_record():
         return  # we own no parent on this node
     with Netlink() as node:
         parents.release(node, store, attachment)

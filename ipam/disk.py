@@ -14,14 +14,13 @@ ever sees an empty or half-written lease. ``last_reserved_ip.<n>`` is replaced a
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from fcntl import LOCK_EX, LOCK_UN, flock
 
 from cni_macvlan.cni import faults
 from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
-from cni_macvlan.cni.statefile import write_atomic, write_new
+from cni_macvlan.cni.statefile import check_private, open_regular, write_atomic, write_new
 
 from .store import Lease, Store, lease_content, parse_lease
 
@@ -56,24 +55,13 @@ def _read_lease(path: str, regular: bool = False, dir_fd: int | None = None) -> 
         os.close(fd)
 
 
-def _check_private(path: str) -> None:
-    """Refuse a store directory that is a symlink or that others may write to: whoever can write there
-    can plant or remove leases (and symlinks to files elsewhere)."""
-    st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise OSError(errno.EPERM, f"{path} is not a plain directory (a symlink?): refusing to use it", path)
-    if st.st_mode & 0o002:
-        raise OSError(errno.EPERM, f"{path} is writable by others: refusing to use it (chmod o-w)", path)
-
-
 class DiskStore(Store):
     def __init__(self, data_dir: str, network: str) -> None:
         self.dir = os.path.join(data_dir, network)
         os.makedirs(self.dir, mode=0o755, exist_ok=True)
         for path in (data_dir, self.dir):
-            _check_private(path)
-        flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        self._lock_fd = os.open(os.path.join(self.dir, LOCK_NAME), flags, 0o600)
+            check_private(path)
+        self._lock_fd = open_regular(os.path.join(self.dir, LOCK_NAME), os.O_RDONLY | os.O_CREAT)
 
     def lock(self) -> None:
         flock(self._lock_fd, LOCK_EX)

@@ -20,7 +20,7 @@ from . import config as ipam_config
 from .allocator import Allocation, AllocationError, allocate
 from .config import StoreConfig
 from .disk import DiskStore
-from .dns import parse_resolv_conf
+from .dns import parse_resolv_conf, read_resolv_conf
 from .store import Store, StoreRefused, StoreUnavailable
 
 TYPE_CHECKING = False
@@ -71,8 +71,7 @@ def cmd_add(req: Request) -> Result:
     dns: dict[str, Any] = {}
     if conf.resolv_conf:
         try:
-            with open(conf.resolv_conf, encoding="utf-8") as f:
-                dns = parse_resolv_conf(f.read())
+            dns = parse_resolv_conf(read_resolv_conf(conf.resolv_conf))
         except (OSError, UnicodeDecodeError) as e:
             raise CNIError(INVALID_CONFIG, f'ipam.resolvConf "{conf.resolv_conf}": cannot read it: {e}') from None
     store = open_store(conf.data_dir, conf.name, conf.store)

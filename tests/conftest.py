@@ -124,6 +124,22 @@ def data_dir(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.fixture
+def fs(tmp_path: Path) -> Any:
+    """A 256 KiB tmpfs of our own, to fill or make read-only; unmounted afterwards whatever happens."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
 @pytest.fixture(scope="session")
 def go_host_local() -> Path:
     return go_plugin("host-local")

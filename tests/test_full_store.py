@@ -4,31 +4,15 @@ runtime retries. The file systems are real: a small tmpfs mounted for each test 
 
 from __future__ import annotations
 
-import errno
-import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import helpers, netns
 from tests.conftest import MacvlanRunner, Runner
+from tests.helpers import fill, read_only
 from tests.netns import Lab, lease_files
-
-
-@pytest.fixture
-def fs(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs of our own, unmounted afterwards whatever happens."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.fixture
@@ -37,25 +21,6 @@ def data_dir(fs: Path) -> Path:
     d = fs / "leases"
     d.mkdir()
     return d
-
-
-def fill(mnt: Path, leave_pages: int = 0) -> None:
-    """Write a file until the file system is full, then give back ``leave_pages`` pages."""
-    filler = mnt / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while os.write(fd, b"\0" * 4096) == 4096:
-            pass
-    except OSError as e:
-        assert e.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    if leave_pages:
-        os.truncate(filler, max(0, filler.stat().st_size - leave_pages * 4096))
-
-
-def read_only(mnt: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

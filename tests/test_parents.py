@@ -20,6 +20,7 @@ from cni_macvlan.netlink import IFF_UP, Link, NetlinkError
 class FakeNode:
     def __init__(self, *names: str) -> None:
         self.links: dict[str, tuple[int, str, bool]] = {}
+        self.vlans: dict[str, tuple[int, int]] = {}  # name -> (base ifindex, VLAN id)
         self.next = 10
         for name in names:
             self.add(name, "veth")
@@ -36,11 +37,13 @@ class FakeNode:
             if n == name or idx == index:
                 link = Link(idx, IFF_UP if up else 0, {3: n.encode() + b"\0"})
                 link.kind = kind
+                link.link, link.vlan_id = self.vlans.get(n, (0, 0))
                 return link
         return None
 
     def create_vlan(self, name: str, parent: int, vid: int) -> None:
         self.add(name, "vlan")
+        self.vlans[name] = (parent, vid)
 
     def create_dummy(self, name: str) -> None:
         self.add(name, "dummy")
@@ -172,7 +175,7 @@ def test_a_link_of_our_name_made_by_someone_else_is_never_touched(store: parents
     spec = parents.plan("eth0.50", "n")
     parents.acquire(node, store, spec, A1)
     del node.links["eth0.50"]
-    node.add("eth0.50", "vlan")  # the admin's own, with another ifindex
+    node.create_vlan("eth0.50", node.links["eth0"][0], 50)  # the admin's own, with another ifindex
     parents.acquire(node, store, spec, A2)
     assert record(store) == {}
     parents.release(node, store, A1)
@@ -221,8 +224,14 @@ def test_a_create_failure_leaves_no_record(store: parents.Store) -> None:
     assert record(store) == {}
 
 
-def test_an_unreadable_record_is_an_error_not_a_reset(store: parents.Store) -> None:
-    Path(store.dir).mkdir(parents=True)
+def test_an_unreadable_record_stops_add_and_is_never_reset(store: parents.Store) -> None:
+    """ADD can't tell what it owns: code 5 naming the file and the fix. DEL goes on without it (a
+    damaged record never blocks DEL) and leaves the file as it is, for the operator."""
+    Path(store.dir).mkdir(parents=True, mode=0o700)
     Path(store.path).write_text("{not json")
-    with pytest.raises(CNIError, match="unreadable"):
-        parents.release(FakeNode(), store, A1)
+    with pytest.raises(CNIError, match="is damaged") as e:
+        parents.acquire(FakeNode("eth0"), store, parents.plan("eth0.50", "n"), A1)
+    assert e.value.code == 5 and store.path in e.value.msg and "remove it" in e.value.details
+    parents.release(FakeNode(), store, A1)
+    assert parents.collect(FakeNode(), store, "n", set()) == []
+    assert Path(store.path).read_text() == "{not json"

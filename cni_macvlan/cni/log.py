@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import time
 
+from .statefile import open_regular
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -45,7 +47,7 @@ def configure(plugin: str, env: Mapping[str, str], config: dict[str, Any]) -> st
         problem = f"log file {path!r} is relative: give an absolute path; not logging"
     elif isinstance(path, str) and path:
         try:
-            _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            _fd = open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # no symlink, FIFO or device
             _threshold = LEVELS[level]
         except OSError as e:
             problem = f"cannot open log file {path!r}: {e.strerror}"
