@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cni_macvlan.netlink import setns  # noqa: E402
+from cni_macvlan.links.netlink import setns  # noqa: E402
 from tests.netns import SUBNET4, Lab  # noqa: E402
 
 GO = Path("/usr/lib/cni")

@@ -1,35 +1,32 @@
 """The one entry point of every executable we ship: it runs the plugin its file is named after.
 
 ``dist/host-local`` and ``dist/macvlan`` are frozen from this file, so one frozen tree can serve
-every plugin name (a multi-call binary). ``python -m cni_macvlan <plugin>`` does the same from source.
+every plugin name (a multi-call binary); the names are in ``plugins.py``. ``python -m cni_macvlan
+<plugin>`` does the same from source.
 """
 
 import os
 import sys
 
-if os.environ.get("CNI_MACVLAN_DEBUG") == "startup":
-    import time as _t
-
-    sys.stderr.write(f"entry {_t.process_time() * 1000:.1f} ms {sorted(sys.modules)}\n")
-
-PLUGINS = {
-    "host-local": "ipam.plugin",
-    "macvlan": "cni_macvlan.plugin",
-}
+from cni_macvlan.plugins import PLUGINS
 
 
 def main() -> None:
+    debug = os.environ.get("CNI_MACVLAN_DEBUG")
+    if debug == "startup":
+        import time
+
+        sys.stderr.write(f"entry {time.process_time() * 1000:.1f} ms {sorted(sys.modules)}\n")
     name = os.path.basename(sys.argv[0])
     if name not in PLUGINS and len(sys.argv) > 1 and sys.argv[1] in PLUGINS:
         name = sys.argv.pop(1)
-    module = PLUGINS.get(name)
-    if module is None:
+    if name not in PLUGINS:
         sys.stderr.write(f"cni-macvlan: unknown plugin name {name!r}; install as one of: {', '.join(PLUGINS)}\n")
         sys.exit(2)
     from cni_macvlan.cni import skel
 
-    plugin = __import__(module, fromlist=["PLUGIN"]).PLUGIN
-    if os.environ.get("CNI_MACVLAN_DEBUG"):
+    plugin = __import__(PLUGINS[name][0], fromlist=["PLUGIN"]).PLUGIN
+    if debug:
         import time
 
         sys.stderr.write(f"cni-macvlan: start-up {time.process_time() * 1000:.1f} ms cpu, {len(sys.modules)} modules\n")

@@ -3,7 +3,9 @@
 Pure: a dict (the whole network config) and the CNI_ARGS pairs in, an IPAMConfig out, or a
 CNIError (code 7) whose message names the key, the value and the fix. Range sets are gathered as
 upstream does: ``runtimeConfig.ipRanges`` first, then the legacy single-range keys, then ``ranges``.
-Keys are matched case-insensitively when there is no exact match, as Go's JSON decoder does.
+Every key read here (of ipam, its ranges, routes and store) is matched as Go's JSON decoder matches
+struct fields: exactly, else ignoring case (cni/keys.get). The requested-address rules (inside a
+range set, not taken, not the gateway, not excluded) are the allocator's and the ADD verb's.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from cni_macvlan.cni.ip import AddressError, parse_cidr, parse_ip, parse_ip_or_c
 from cni_macvlan.cni.keys import directory, get
 from cni_macvlan.cni.result import Route
 
-from .disk import DEFAULT_DATA_DIR
 from .ranges import Exclusions, RangeError, RangeSet, parse_range_set
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 LEGACY_RANGE_KEYS = ("subnet", "rangeStart", "rangeEnd", "gateway", "ipRange")
 DEFAULT_ETCD_PREFIX = "/cni-macvlan"
 TLS_KEYS = ("certFile", "keyFile", "trustedCAFile")
@@ -121,22 +123,23 @@ def _routes(value: Any) -> list[Route]:
     routes = []
     for i, obj in enumerate(value):
         key = f"ipam.routes[{i}]"
-        if not isinstance(obj, dict) or not isinstance(obj.get("dst"), str):
+        dst = get(obj, "dst") if isinstance(obj, dict) else None
+        if not isinstance(dst, str):
             raise _invalid(f'{key} must be an object with a "dst" CIDR, got {obj!r}')
         try:
-            family, _, _ = parse_cidr(obj["dst"])
-            gw = obj.get("gw") or ""
+            family, _, _ = parse_cidr(dst)
+            gw = get(obj, "gw") or ""
             if gw and parse_ip(gw)[0] != family:
-                raise _invalid(f"{key}: gw {gw} is not of the family of dst {obj['dst']}")
+                raise _invalid(f"{key}: gw {gw} is not of the family of dst {dst}")
         except AddressError as e:
             raise _invalid(f"{key}: {e}") from None
-        extra = {k: obj[k] for k in ("mtu", "advmss", "priority", "table", "scope") if k in obj}
-        routes.append(Route(obj["dst"], gw, extra))
+        extra = {k: get(obj, k) for k in ("mtu", "advmss", "priority", "table", "scope") if get(obj, k) is not None}
+        routes.append(Route(dst, gw, extra))
     return routes
 
 
 def _seconds(raw: dict[str, Any], key: str, default: float, most: float) -> float:
-    value = raw.get(key, default)
+    value = get(raw, key, default)
     if type(value) not in (int, float) or not 0 < value <= most:
         raise _invalid(f"ipam.store.{key} must be a number of seconds in (0, {most:g}], got {value!r}")
     return float(value)
@@ -150,7 +153,7 @@ def store_config(ipam: dict[str, Any]) -> StoreConfig:
         return StoreConfig()
     if not isinstance(raw, dict):
         raise _invalid(f'ipam.store must be an object like {{"type": "etcd", "endpoints": [...]}}, got {raw!r}')
-    kind = raw.get("type", "disk")
+    kind = get(raw, "type", "disk")
     if kind == "disk":
         return StoreConfig()
     if kind != "etcd":
@@ -158,7 +161,7 @@ def store_config(ipam: dict[str, Any]) -> StoreConfig:
     from .etcd_client import Endpoint
 
     store = StoreConfig("etcd")
-    endpoints = raw.get("endpoints")
+    endpoints = get(raw, "endpoints")
     if not isinstance(endpoints, list) or not endpoints or not all(isinstance(e, str) for e in endpoints):
         raise _invalid(
             f"ipam.store.endpoints must be a non-empty list of URLs, got {endpoints!r}",
@@ -170,15 +173,19 @@ def store_config(ipam: dict[str, Any]) -> StoreConfig:
         except ValueError as e:
             raise _invalid(f"ipam.store.endpoints: {e}") from None
     store.endpoints = endpoints
-    prefix = raw.get("prefix", DEFAULT_ETCD_PREFIX)
+    prefix = get(raw, "prefix", DEFAULT_ETCD_PREFIX)
     if not isinstance(prefix, str) or not prefix.startswith("/") or "\0" in prefix:
         raise _invalid(f"ipam.store.prefix must be a key prefix starting with /, got {prefix!r}")
     store.prefix = prefix
     store.timeout = _seconds(raw, "timeout", store.timeout, 60)
     store.deadline = _seconds(raw, "deadline", store.deadline, 300)
-    tls = raw.get("tls", {})
-    if not isinstance(tls, dict) or any(k not in TLS_KEYS or not isinstance(v, str) for k, v in tls.items()):
-        raise _invalid(f"ipam.store.tls must be an object of {', '.join(TLS_KEYS)} (file paths), got {tls!r}")
+    raw_tls = get(raw, "tls", {})
+    known = {k.lower() for k in TLS_KEYS}
+    if not isinstance(raw_tls, dict) or any(
+        k.lower() not in known or not isinstance(v, str) for k, v in raw_tls.items()
+    ):
+        raise _invalid(f"ipam.store.tls must be an object of {', '.join(TLS_KEYS)} (file paths), got {raw_tls!r}")
+    tls = {k: get(raw_tls, k) for k in TLS_KEYS if get(raw_tls, k) is not None}
     if tls and not any(e.startswith("https://") for e in endpoints):
         raise _invalid("ipam.store.tls is set but no endpoint is https://")
     store.tls = tls

@@ -27,7 +27,6 @@ from .store import Lease, Store, lease_content, parse_lease
 LAST_RESERVED_PREFIX = "last_reserved_ip."
 LOCK_NAME = "lock"
 TMP_PREFIX = ".tmp-"
-DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 READ_SIZE = 65536
 
 
@@ -57,7 +56,7 @@ def _read_lease(path: str, regular: bool = False, dir_fd: int | None = None) -> 
 
 class DiskStore(Store):
     def __init__(self, data_dir: str, network: str) -> None:
-        self.dir = os.path.join(data_dir, network)
+        self.dir = self.where = os.path.join(data_dir, network)
         os.makedirs(self.dir, mode=0o755, exist_ok=True)
         for path in (data_dir, self.dir):
             check_private(path)

@@ -12,15 +12,16 @@ been applied; the retry then finds the address held by this very attachment and 
 success, so a reservation is idempotent. Releases compare the holder before deleting, so a late
 retry never frees an address someone else took meanwhile.
 
-There is no lock: etcd's transactions do the work a flock does for the disk store.
+There is no lock (``lock`` and ``unlock`` do nothing): etcd's transactions do the work a flock does
+for the disk store.
 """
 
 from __future__ import annotations
 
 from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
 
-from .etcd_client import Client, b64, prefix_end, unb64
-from .store import Lease, Store, lease_content, parse_lease
+from .etcd_client import Client, Refused, Unavailable, b64, prefix_end, unb64
+from .store import Lease, Store, StoreRefused, StoreUnavailable, lease_content, parse_lease
 
 
 def _holder(container_id: str, ifname: str) -> bytes:
@@ -28,9 +29,20 @@ def _holder(container_id: str, ifname: str) -> bytes:
 
 
 class EtcdStore(Store):
+    where = "etcd"
+
     def __init__(self, client: Client, prefix: str, network: str) -> None:
         self.client = client
         self.base = f"{prefix.rstrip('/')}/{network}/".encode()
+
+    def _call(self, path: str, body: dict) -> dict:  # type: ignore[type-arg]
+        """The client's call, its failures as the store interface's (StoreUnavailable, StoreRefused)."""
+        try:
+            return self.client.call(path, body)
+        except Unavailable as e:
+            raise StoreUnavailable(str(e)) from None
+        except Refused as e:
+            raise StoreRefused(str(e)) from None
 
     # the keys
     def _ip_key(self, family: int, value: int) -> bytes:
@@ -54,7 +66,7 @@ class EtcdStore(Store):
     def reserve(self, container_id: str, ifname: str, family: int, value: int, range_id: str) -> bool:
         key, holder = self._ip_key(family, value), _holder(container_id, ifname)
         ip = format_ip(family, value).encode()
-        answer = self.client.call(
+        answer = self._call(
             "kv/txn",
             {
                 "compare": [{"key": b64(key), "result": "EQUAL", "target": "CREATE", "create_revision": "0"}],
@@ -73,7 +85,7 @@ class EtcdStore(Store):
         return bool(kvs) and unb64(kvs[0].get("value", "")) == holder
 
     def last_reserved(self, range_id: str) -> tuple[int, int] | None:
-        kvs = _kvs(self.client.call("kv/range", {"key": b64(self._last_key(range_id))}))
+        kvs = _kvs(self._call("kv/range", {"key": b64(self._last_key(range_id))}))
         try:
             return parse_ip(unb64(kvs[0].get("value", "")).decode()) if kvs else None
         except (AddressError, UnicodeDecodeError):
@@ -85,7 +97,7 @@ class EtcdStore(Store):
         if keys_only:
             request["keys_only"] = True
         found = []
-        for kv in _kvs(self.client.call("kv/range", request)):
+        for kv in _kvs(self._call("kv/range", request)):
             try:
                 family, value = parse_ip(unb64(kv["key"])[len(start) :].decode())
             except (AddressError, UnicodeDecodeError, KeyError):
@@ -108,7 +120,7 @@ class EtcdStore(Store):
     def release(self, family: int, value: int) -> None:
         """Drop the lease on one address and its index key (absent is fine)."""
         key = self._ip_key(family, value)
-        kvs = _kvs(self.client.call("kv/range", {"key": b64(key)}))
+        kvs = _kvs(self._call("kv/range", {"key": b64(key)}))
         if not kvs:
             return
         holder = unb64(kvs[0].get("value", ""))
@@ -126,7 +138,7 @@ class EtcdStore(Store):
         """Delete the lease if ``holder`` still holds it, and its index key either way."""
         key = self._ip_key(family, value)
         index = self._att_prefix(container_id, ifname) + format_ip(family, value).encode()
-        self.client.call(
+        self._call(
             "kv/txn",
             {
                 "compare": [{"key": b64(key), "result": "EQUAL", "target": "VALUE", "value": b64(holder)}],
@@ -140,7 +152,7 @@ class EtcdStore(Store):
 
     def probe(self) -> None:
         """A linearizable read: it needs a leader and a quorum, as every write does."""
-        self.client.call("kv/range", {"key": b64(self.base), "limit": "1", "keys_only": True})
+        self._call("kv/range", {"key": b64(self.base), "limit": "1", "keys_only": True})
 
     def tidy(self) -> None:
         """Nothing to tidy: every write is one transaction, so a killed plugin leaves no half."""

@@ -22,18 +22,16 @@ import time
 
 from cni_macvlan.cni import jsonio
 
-from .store import StoreRefused, StoreUnavailable
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 
-class Unavailable(StoreUnavailable):
+class Unavailable(Exception):
     """No endpoint answered before the deadline (down, no quorum, unreachable): try again later."""
 
 
-class Refused(StoreRefused):
+class Refused(Exception):
     """etcd refused the request itself (HTTP 4xx): a bug or a misconfiguration, not worth a retry."""
 
 

@@ -7,21 +7,19 @@ the error is printed.
 
 from __future__ import annotations
 
-import os
-
 from cni_macvlan import __version__
 from cni_macvlan.cni import cniargs, skel
-from cni_macvlan.cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, NOT_AVAILABLE, TRY_AGAIN_LATER, CNIError
+from cni_macvlan.cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
 from cni_macvlan.cni.ip import format_ip, parse_cidr
 from cni_macvlan.cni.request import Request, valid_attachments
 from cni_macvlan.cni.result import IPConfig, Result, parse
 
 from . import config as ipam_config
+from . import stores
 from .allocator import Allocation, AllocationError, allocate
 from .config import StoreConfig
-from .disk import DiskStore
 from .dns import parse_resolv_conf, read_resolv_conf
-from .store import Store, StoreRefused, StoreUnavailable
+from .store import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,57 +28,33 @@ if TYPE_CHECKING:
 CNI_ARGS_KEYS = frozenset({"IP"})
 
 
-def open_store(data_dir: str, network: str, where: StoreConfig | None = None, create: bool = True) -> Store | None:
-    """The network's store: on disk under ``data_dir`` (None when ``create`` is off and it does not
-    exist: nothing was ever allocated here), or on etcd."""
-    if where is not None and where.kind == "etcd":
-        from .etcd import EtcdStore
-        from .etcd_client import Client
+def load_config(req: Request) -> ipam_config.IPAMConfig:
+    """The request's IPAM config, checked (also what the macvlan plugin's in-process call parses once)."""
+    return ipam_config.load(req.config, cniargs.parse(req.args, CNI_ARGS_KEYS), req.version)
 
-        return EtcdStore(Client(where.endpoints, where.timeout, where.deadline, where.tls), where.prefix, network)
-    if not create and not os.path.isdir(os.path.join(data_dir, network)):
-        return None
+
+def _open(conf: StoreConfig, data_dir: str, network: str, verb: str, create: bool = True) -> Store | None:
     try:
-        return DiskStore(data_dir, network)
-    except OSError as e:
-        raise CNIError(
-            IO_FAILURE,
-            f'host-local: cannot open the lease store "{os.path.join(data_dir, network)}": {e.strerror}',
-            "check that ipam.dataDir is a writable directory",
-        ) from None
+        return stores.open_store(conf, data_dir, network, create)
+    except stores.ERRORS as e:
+        raise stores.cni_error(e, stores.where(conf, data_dir, network), verb, opening=True) from None
 
 
-STORE_ERRORS = (OSError, StoreUnavailable, StoreRefused)
-
-
-def _store_error(e: Exception, store: Store) -> CNIError:
-    """One of STORE_ERRORS as the runtime should see it: code 11 when etcd may answer later."""
-    if isinstance(e, StoreUnavailable):
-        return CNIError(
-            TRY_AGAIN_LATER, f"host-local: the etcd lease store is unavailable: {e}", "try again when etcd has a quorum"
-        )
-    if isinstance(e, StoreRefused):
-        return CNIError(IO_FAILURE, f"host-local: the etcd lease store refused a request: {e}")
-    assert isinstance(e, OSError)
-    where = store.dir if isinstance(store, DiskStore) else "etcd"
-    return CNIError(IO_FAILURE, f'host-local: lease store "{where}": {e.strerror}', str(e.filename or ""))
-
-
-def cmd_add(req: Request) -> Result:
-    conf = ipam_config.load(req.config, cniargs.parse(req.args, CNI_ARGS_KEYS), req.version)
+def cmd_add(req: Request, conf: ipam_config.IPAMConfig | None = None) -> Result:
+    conf = conf or load_config(req)
     dns: dict[str, Any] = {}
     if conf.resolv_conf:
         try:
             dns = parse_resolv_conf(read_resolv_conf(conf.resolv_conf))
         except (OSError, UnicodeDecodeError) as e:
             raise CNIError(INVALID_CONFIG, f'ipam.resolvConf "{conf.resolv_conf}": cannot read it: {e}') from None
-    store = open_store(conf.data_dir, conf.name, conf.store)
+    store = _open(conf.store, conf.data_dir, conf.name, "ADD")
     assert store is not None
     try:
         with store:
             allocations = _allocate_all(store, conf, req.container_id, req.ifname)
-    except STORE_ERRORS as e:
-        raise _store_error(e, store) from None
+    except stores.ERRORS as e:
+        raise stores.cni_error(e, store.where) from None
     finally:
         store.close()
     ips = [IPConfig(a.address, a.gateway_ip) for a in allocations]
@@ -119,38 +93,38 @@ def _allocate_all(store: Store, conf: ipam_config.IPAMConfig, cid: str, ifname: 
     return done
 
 
-def _existing_store(req: Request) -> Store | None:
+def _existing_store(req: Request, verb: str) -> Store | None:
     """The store for verbs that must work even when the ranges are broken (DEL, GC); None when
     nothing was ever allocated on this network here."""
     ipam = ipam_config.ipam_section(req.config)
-    return open_store(ipam_config.data_dir(ipam), req.network, ipam_config.store_config(ipam), create=False)
+    return _open(ipam_config.store_config(ipam), ipam_config.data_dir(ipam), req.network, verb, create=False)
 
 
-def cmd_del(req: Request) -> None:
+def cmd_del(req: Request, conf: ipam_config.IPAMConfig | None = None) -> None:
     cniargs.parse(req.args, CNI_ARGS_KEYS)
-    store = _existing_store(req)
+    store = _existing_store(req, "DEL")
     if store is None:
         return
     try:
         with store:
             store.release_by_attachment(req.container_id, req.ifname)
             store.tidy()
-    except STORE_ERRORS as e:
-        raise _store_error(e, store) from None
+    except stores.ERRORS as e:
+        raise stores.cni_error(e, store.where) from None
     finally:
         store.close()
 
 
-def cmd_check(req: Request) -> None:
-    conf = ipam_config.load(req.config, cniargs.parse(req.args, CNI_ARGS_KEYS), req.version)
-    store = open_store(conf.data_dir, conf.name, conf.store, create=False)
+def cmd_check(req: Request, conf: ipam_config.IPAMConfig | None = None) -> None:
+    conf = conf or load_config(req)
+    store = _open(conf.store, conf.data_dir, conf.name, "CHECK", create=False)
     if store is None:
         raise CNIError(INTERNAL, f"host-local: Failed to find address added by container {req.container_id}")
     try:
         with store:
             leases = store.get_by_attachment(req.container_id, req.ifname)
-    except STORE_ERRORS as e:
-        raise _store_error(e, store) from None
+    except stores.ERRORS as e:
+        raise stores.cni_error(e, store.where) from None
     finally:
         store.close()
     if not leases:
@@ -170,10 +144,10 @@ def cmd_check(req: Request) -> None:
                 )
 
 
-def cmd_gc(req: Request) -> None:
+def cmd_gc(req: Request, conf: ipam_config.IPAMConfig | None = None) -> None:
     valid = valid_attachments(req.config)
     valid_ids = {cid for cid, _ in valid}
-    store = _existing_store(req)
+    store = _existing_store(req, "GC")
     if store is None:
         return
     errors = []
@@ -191,45 +165,36 @@ def cmd_gc(req: Request) -> None:
                     except OSError as e:  # go on past errors and report them, as the spec asks
                         errors.append(f"{format_ip(lease.family, lease.value)}: {e.strerror}")
             store.tidy()
-    except STORE_ERRORS as e:
-        raise _store_error(e, store) from None
+    except stores.ERRORS as e:
+        raise stores.cni_error(e, store.where) from None
     finally:
         store.close()
     if errors:
         raise CNIError(IO_FAILURE, "host-local: GC could not release every lease", "; ".join(errors))
 
 
-def cmd_status(req: Request) -> None:
-    conf = ipam_config.load(req.config, {}, req.version)
-    data_dir = conf.data_dir
+def cmd_status(req: Request, conf: ipam_config.IPAMConfig | None = None) -> None:
+    conf = conf or ipam_config.load(req.config, {}, req.version)
+    where = stores.where(conf.store, conf.data_dir, req.network)
     try:
-        store = (
-            DiskStore(data_dir, req.network)
-            if conf.store.kind == "disk"
-            else open_store(data_dir, req.network, conf.store)
-        )
+        store = stores.open_store(conf.store, conf.data_dir, req.network)
         assert store is not None
         try:
             with store:
                 store.probe()
         finally:
             store.close()
-    except OSError as e:
-        raise CNIError(
-            NOT_AVAILABLE,
-            f'host-local: lease store "{os.path.join(data_dir, req.network)}" is not writable: {e.strerror}',
-            "ADD can't reserve addresses until the data directory is writable",
-        ) from None
-    except (StoreUnavailable, StoreRefused) as e:
-        raise CNIError(
-            NOT_AVAILABLE,
-            f"host-local: the etcd lease store is not usable: {e}",
-            "ADD can't reserve addresses until etcd answers with a quorum",
-        ) from None
+    except stores.ERRORS as e:
+        raise stores.cni_error(e, where, "STATUS") from None
 
 
-PLUGIN = skel.Plugin(
-    "host-local",
-    __version__,
-    {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "GC": cmd_gc, "STATUS": cmd_status},
-)
+VERBS = {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "GC": cmd_gc, "STATUS": cmd_status}
+
+
+def call(command: str, req: Request, conf: ipam_config.IPAMConfig | None = None) -> Result | None:
+    """A verb run in-process for the macvlan plugin (cni_macvlan/macvlan/ipam_call.py), with the
+    config it already parsed, if any."""
+    return VERBS[command](req, conf)
+
+
+PLUGIN = skel.Plugin("host-local", __version__, VERBS)

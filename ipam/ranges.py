@@ -1,8 +1,9 @@
 """Address ranges and range sets: canonical form, membership, overlap, and the round-robin order.
 
-Rule of membership: every rule about which addresses of a subnet may be handed out lives here.
-A Range is one subnet with an inclusive [start, end] window and a gateway; a RangeSet is a pool of
-same-family ranges that yields one address per ADD. The window excludes the network address
+Rule of membership: every rule about which addresses of a range may be handed out lives here (the
+allocator checks a requested address against them). A Range is one subnet with an inclusive
+[start, end] window and a gateway; a RangeSet is a pool of same-family ranges that yields one
+address per ADD. The window excludes the network address
 (start >= network + 1) and, for IPv4, the broadcast (end <= broadcast - 1); the gateway and the
 ipam-level exclusions are skipped while iterating. ``ipRange`` (ours, Docker's --ip-range) narrows the
 window to a CIDR inside the subnet; allocation then starts at its first usable address.
@@ -19,6 +20,7 @@ from cni_macvlan.cni.ip import (
     parse_cidr,
     parse_ip,
 )
+from cni_macvlan.cni.keys import get
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,7 +74,7 @@ def parse_range(obj: Any) -> Range:
     """One range object ({subnet, rangeStart, rangeEnd, gateway, ipRange}) in canonical form."""
     if not isinstance(obj, dict):
         raise RangeError(f"a range must be an object with a subnet, got {obj!r}")
-    subnet_text = obj.get("subnet")
+    subnet_text = get(obj, "subnet")
     if not subnet_text:
         raise RangeError('range has no subnet: add "subnet": "<network>/<prefix>"')
     try:
@@ -93,9 +95,10 @@ def parse_range(obj: Any) -> Range:
     last = last_address(family, net, prefix)
     start, end = net + 1, last - 1 if family == 4 else last
 
-    ip_range = obj.get("ipRange")
+    ip_range = get(obj, "ipRange")
+    range_start, range_end, gateway_text = get(obj, "rangeStart"), get(obj, "rangeEnd"), get(obj, "gateway")
     if ip_range:
-        if obj.get("rangeStart") or obj.get("rangeEnd"):
+        if range_start or range_end:
             raise RangeError(f"range {subnet}: use either ipRange or rangeStart/rangeEnd, not both")
         try:
             rfam, rvalue, rprefix = parse_cidr(ip_range)
@@ -110,16 +113,16 @@ def parse_range(obj: Any) -> Range:
         end = min(end, last_address(rfam, rvalue, rprefix))
         if start > end:
             raise RangeError(f"ipRange {ip_range} has no usable address in {subnet}")
-    if obj.get("rangeStart"):
-        start = _ip_in_subnet("RangeStart", obj["rangeStart"], family, net, prefix, subnet)
-    if obj.get("rangeEnd"):
-        end = _ip_in_subnet("RangeEnd", obj["rangeEnd"], family, net, prefix, subnet)
+    if range_start:
+        start = _ip_in_subnet("RangeStart", range_start, family, net, prefix, subnet)
+    if range_end:
+        end = _ip_in_subnet("RangeEnd", range_end, family, net, prefix, subnet)
     if start > end:
         raise RangeError(
             f"range {subnet}: rangeStart {format_ip(family, start)} is after rangeEnd {format_ip(family, end)}"
         )
-    if obj.get("gateway"):
-        gateway = _ip_in_subnet("gateway", obj["gateway"], family, net, prefix, subnet)
+    if gateway_text:
+        gateway = _ip_in_subnet("gateway", gateway_text, family, net, prefix, subnet)
     else:
         gateway = net + 1  # Docker and upstream both infer the first address of the subnet
     return Range(family, net, prefix, start, end, gateway)

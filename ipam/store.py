@@ -1,8 +1,10 @@
 """The lease store interface the allocator talks to (upstream's ``backend.Store``).
 
 A lease ties one address to one attachment (container ID, ifname). Implementations: ``disk.DiskStore``
-(the default, byte-compatible with the Go plugin) and the in-memory store of the tests. Every method
-but ``lock``/``close`` is called with the lock held.
+(the default, byte-compatible with the Go plugin), ``etcd.EtcdStore`` (shared by the nodes) and the
+in-memory store of the tests; ``stores.open_store`` picks one. The verbs call every method but
+``lock``/``close`` with the lock held; a store whose writes are atomic on their own (etcd's
+transactions) makes ``lock`` a no-op.
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ class StoreRefused(Exception):
 
 class Store:
     """Abstract lease store; subclasses implement every method. Besides OSError, a store raises
-    StoreUnavailable or StoreRefused."""
+    StoreUnavailable or StoreRefused. ``where`` names it in messages."""
+
+    where = ""
 
     def lock(self) -> None:
         raise NotImplementedError

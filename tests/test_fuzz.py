@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cni_macvlan import config as macvlan_config
-from cni_macvlan import parents
 from cni_macvlan.cni import skel
 from cni_macvlan.cni.errors import CNIError
+from cni_macvlan.cni.request import Request
+from cni_macvlan.macvlan import config as macvlan_config
 from ipam.plugin import PLUGIN as HOST_LOCAL
 
 KNOWN_CODES = {1, 2, 3, 4, 5, 6, 7, 11, 50, 999}
@@ -143,14 +143,17 @@ def test_any_environment_gives_a_cni_error_or_a_result(
             | json_values,
         },
     ),
-    args=st.dictionaries(st.sampled_from(["MAC", "IP"]), st.text(max_size=20)),
+    args=st.dictionaries(
+        st.sampled_from(["MAC", "IP"]), st.text(alphabet=st.characters(blacklist_characters=";"), max_size=20)
+    ),
 )
 def test_macvlan_config_is_accepted_or_refused_with_a_config_error(
     config: dict[str, Any], args: dict[str, str]
 ) -> None:
+    raw_args = ";".join(f"{key}={value}" for key, value in args.items())
     try:
-        conf = macvlan_config.load(config, args)
-        spec = parents.plan(conf.master, conf.name)
+        conf = macvlan_config.load(Request("ADD", config, "1.1.0", args=raw_args))
+        spec = conf.parent
     except CNIError as e:
         assert e.code == 7 and e.msg
         return

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cni_macvlan import parents
 from cni_macvlan.cni.errors import CNIError
-from cni_macvlan.netlink import IFF_UP, Link, NetlinkError
+from cni_macvlan.links import parents
+from cni_macvlan.links.netlink import IFF_UP, Link, NetlinkError
 
 
 class FakeNode:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from cni_macvlan.parents import dummy_name
+from cni_macvlan.links.parents import dummy_name
 from tests.conftest import MacvlanRunner
 from tests.helpers import fill, read_only
 from tests.netns import Lab, lease_files, macvlan_conf, sh

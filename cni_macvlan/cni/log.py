@@ -22,27 +22,34 @@ if TYPE_CHECKING:
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
-_DEBUG = bool(os.environ.get("CNI_MACVLAN_DEBUG"))
-_threshold = 10 if _DEBUG else 100
-_fd = 2 if _DEBUG else -1
+# set per run by start() and configure(), never at import (the core's rule: cni/__init__.py)
+_threshold = 100
+_fd = -1
 _context = ""
 
 
-def configure(plugin: str, env: Mapping[str, str], config: dict[str, Any]) -> str:
-    """Set the destination, level and line prefix for this run; the problem with the settings, if any."""
+def start(plugin: str, env: Mapping[str, str]) -> None:
+    """A run begins: debug lines to stderr if CNI_MACVLAN_DEBUG is set, nothing logged otherwise
+    until configure() has read the config."""
     global _fd, _threshold, _context
+    if _fd > 2:
+        os.close(_fd)  # a previous run in this process (tests call handle() many times)
+    _fd, _threshold = (2, 10) if env.get("CNI_MACVLAN_DEBUG") else (-1, 100)
+    _context = f"{plugin} {env.get('CNI_COMMAND', '')} container={env.get('CNI_CONTAINERID', '')}"
+    _context += f" ifname={env.get('CNI_IFNAME', '')}"
+
+
+def configure(env: Mapping[str, str], config: dict[str, Any]) -> str:
+    """Set the log file and level for this run from the config and the environment (which wins);
+    the problem with the settings, if any."""
+    global _fd, _threshold
     get = env.get
     path = get("CNI_MACVLAN_LOG_FILE") or config.get("logFile") or ""
     level = str(get("CNI_MACVLAN_LOG_LEVEL") or config.get("logLevel") or "info").lower()
-    command, cid, ifname = get("CNI_COMMAND", ""), get("CNI_CONTAINERID", ""), get("CNI_IFNAME", "")
-    _context = f"{plugin} {command} container={cid} ifname={ifname}"
     problem = ""
     if level not in LEVELS:
         problem = f"unknown log level {level!r} (use debug, info, warning or error)"
         level = "info"
-    if _fd > 2:
-        os.close(_fd)  # a previous run in this process (tests call handle() many times)
-    _fd, _threshold = (2, 10) if get("CNI_MACVLAN_DEBUG") else (-1, 100)
     if isinstance(path, str) and path and not path.startswith("/"):
         problem = f"log file {path!r} is relative: give an absolute path; not logging"
     elif isinstance(path, str) and path:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class Plugin:
-    def __init__(self, name: str, version: str, verbs: dict[str, Verb]) -> None:
+    def __init__(self, name: str, version: str, verbs: Mapping[str, Verb]) -> None:
         self.name = name
         self.version = version
         self.verbs = verbs
@@ -50,13 +50,14 @@ def handle(plugin: Plugin, env: Mapping[str, str], stdin: bytes) -> tuple[int, s
     """Run one CNI invocation; return (exit code, stdout text, stderr text)."""
     if not env.get("CNI_COMMAND"):
         return 0, "", plugin.about()
+    log.start(plugin.name, env)
     version = versions.CURRENT
     try:
         if env["CNI_COMMAND"] == "VERSION":
             return 0, _version_reply(stdin), ""
         request = from_env(env, stdin)
         version = request.version
-        problem = log.configure(plugin.name, env, request.config)
+        problem = log.configure(env, request.config)
         if problem:
             log.warning(problem)
         verb = plugin.verbs.get(request.command)

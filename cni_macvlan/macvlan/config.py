@@ -1,20 +1,33 @@
-"""The macvlan plugin's network config: upstream's keys, validated, with the MAC precedence rule.
+"""What a macvlan network config means: every rule of it that needs no kernel, in one place.
 
-Pure: the config dict and the CNI_ARGS pairs in, a NetConf out, or a CNIError (code 7) that names
-the key, the value and the fix. Whether ``master`` exists and its MTU are the kernel's to say, so
-those checks live with the netlink work in plugin.py.
+Rule of membership: pure. The request in, a ``NetConf`` out with everything a verb needs already
+checked (the parent plan by Docker's rules, the state directory, the IPAM's type, the CNI_ARGS
+pairs, the MAC by upstream's precedence), or a CNIError that names the key, the value and the fix
+(code 7; code 4 for CNI_ARGS). What only the kernel can tell (does ``master`` exist, is it a
+loopback, its MTU) is checked by the verbs in one named step, ``plugin._master``, and by
+``links/parents.acquire``.
+
+DEL, GC and STATUS must work on a config that ADD would refuse (a network being torn down after an
+upgrade tightened a rule): ``load_teardown`` reads only what they need.
 """
 
 from __future__ import annotations
 
-from .cni.errors import INVALID_CONFIG, CNIError
-from .cni.keys import get
-from .netlink import MACVLAN_MODES
+from ..cni import cniargs
+from ..cni.errors import INVALID_CONFIG, CNIError
+from ..cni.keys import directory, get
+from ..links import parents
+from ..links.netlink import MACVLAN_MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..cni.request import Request
+
+DEFAULT_STATE_DIR = "/var/lib/cni/cni-macvlan"
+# IP= is for the IPAM; the macvlan plugin accepts it so that CNI_ARGS can carry both
+CNI_ARGS_KEYS = frozenset({"MAC", "IP"})
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -38,29 +51,33 @@ def parse_mac(value: Any, source: str) -> str:
     return mac
 
 
-class NetConf:
-    __slots__ = (
-        "bcqueuelen",
-        "dns",
-        "ipam_type",
-        "link_in_container",
-        "mac",
-        "master",
-        "mode",
-        "mtu",
-        "name",
-    )
+class Teardown:
+    """What DEL, GC and STATUS need: where the parents' record is, and which IPAM to call."""
+
+    __slots__ = ("ipam_type", "state_dir")
+
+    def __init__(self, ipam_type: str, state_dir: str) -> None:
+        self.ipam_type = ipam_type  # "": L2 only, no IPAM
+        self.state_dir = state_dir
+
+
+class NetConf(Teardown):
+    """A macvlan network config, checked: what ADD and CHECK need."""
+
+    __slots__ = ("bcqueuelen", "dns", "link_in_container", "mac", "master", "mode", "mtu", "name", "parent", "prev")
 
     def __init__(self, name: str) -> None:
+        super().__init__("", "")
         self.name = name
         self.master = ""
+        self.parent = parents.ParentSpec("", "link")  # what master asks for (links/parents.plan)
         self.mode = "bridge"
         self.mtu = 0
         self.mac = ""
         self.link_in_container = False
         self.bcqueuelen = 0
-        self.ipam_type = ""  # empty: L2 only
         self.dns: dict[str, Any] = {}
+        self.prev: Any = None  # prevResult as given (CHECK)
 
 
 def ipam_type(config: dict[str, Any]) -> str:
@@ -76,18 +93,31 @@ def ipam_type(config: dict[str, Any]) -> str:
     return kind
 
 
+def state_dir(config: dict[str, Any]) -> str:
+    return directory("stateDir", config.get("stateDir") or DEFAULT_STATE_DIR)
+
+
+def load_teardown(req: Request) -> Teardown:
+    return Teardown(ipam_type(req.config), state_dir(req.config))
+
+
 def _int(config: dict[str, Any], key: str, low: int, high: int) -> int:
     value = get(config, key, 0)
     if value is None:
         return 0
     if type(value) is not int:
         raise _invalid(f"{key} must be an integer, got {value!r}")
+    if key == "mtu" and value < 0:  # upstream's words for it
+        raise _invalid(f"invalid MTU {value}, must be [0, master MTU]")
     if not low <= value <= high:
         raise _invalid(f"invalid {key} {value}, must be [{low}, {high}]")
     return value
 
 
-def load(config: dict[str, Any], cni_args: dict[str, str]) -> NetConf:
+def load(req: Request) -> NetConf:
+    """The config of an ADD or CHECK, checked."""
+    config = req.config
+    cni_args = cniargs.parse(req.args, CNI_ARGS_KEYS)
     conf = NetConf(config["name"])
     master = get(config, "master", "") or ""
     if not isinstance(master, str):
@@ -98,9 +128,6 @@ def load(config: dict[str, Any], cni_args: dict[str, str]) -> NetConf:
     if not isinstance(mode, str) or mode not in MACVLAN_MODES:
         raise _invalid(f'unknown macvlan mode: "{mode}"', f"mode is one of {', '.join(MACVLAN_MODES)}")
     conf.mode = mode
-    mtu = get(config, "mtu", 0)
-    if type(mtu) is int and mtu < 0:
-        raise _invalid(f"invalid MTU {mtu}, must be [0, master MTU]")
     conf.mtu = _int(config, "mtu", 0, 65535)
     conf.bcqueuelen = _int(config, "bcqueuelen", 0, 2**32 - 1)
 
@@ -124,4 +151,13 @@ def load(config: dict[str, Any], cni_args: dict[str, str]) -> NetConf:
     if not isinstance(dns, dict):
         raise _invalid(f"dns must be an object, got {dns!r}")
     conf.dns = dns
+
+    conf.parent = parents.plan(master, conf.name)
+    if conf.link_in_container and conf.parent.kind != "link":
+        raise _invalid(
+            "linkInContainer needs an existing master in the container's namespace",
+            'parents are created on the node only: name the container\'s interface in "master"',
+        )
+    conf.state_dir = state_dir(config)
+    conf.prev = config.get("prevResult")
     return conf

@@ -13,9 +13,11 @@ file is replaced atomically. ADD records its attachment *before* it creates a pa
 delete a parent only when, under the same lock, no attachment is left: so two ADDs racing to create
 one parent make one link, a DEL racing an ADD never deletes the parent the ADD is attaching to, and a
 process killed anywhere leaves a record that the next DEL or GC of the attachment cleans up. A record
-also holds the parent's ifindex: a link of that name with another ifindex is someone else's (made
-after ours vanished) and is never touched. An owned parent that vanished (a reboot) is recreated by
-the next ADD.
+also holds the parent's ifindex, and a record alone never makes a link ours: a link of that name
+that is not what we create (another ifindex, another kind, another VLAN or base) is someone else's
+(made after ours vanished, or named by a forged record) and is never touched. An owned parent that
+vanished (a reboot) is recreated by the next ADD. The record lives in a stateDir with the lease
+store's protections (``Store``).
 """
 
 from __future__ import annotations
@@ -23,15 +25,14 @@ from __future__ import annotations
 import errno
 import os
 
-from .cni import faults, jsonio, keys, log, statefile
-from .cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
+from ..cni import faults, jsonio, log, statefile
+from ..cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
 from .netlink import IFF_LOOPBACK, Link, Netlink, NetlinkError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-DEFAULT_STATE_DIR = "/var/lib/cni/cni-macvlan"
 STATE_FILE = "parents.json"
 LOCK_FILE = "parents.lock"
 MAX_NAME = 15
@@ -304,10 +305,6 @@ class _Locked(statefile.Locked):
         return self
 
 
-def state_dir(config: dict[str, Any]) -> str:
-    return keys.directory("stateDir", config.get("stateDir") or DEFAULT_STATE_DIR)
-
-
 def acquire(node: Netlink, store: Store, spec: ParentSpec, att: Attachment) -> Link:
     """The parent link for an ADD, created if it is ours to create; the attachment recorded if we own it."""
     link = node.get_link(spec.name)
@@ -346,6 +343,14 @@ def acquire(node: Netlink, store: Store, spec: ParentSpec, att: Attachment) -> L
         return link
 
 
+def require(nl: Netlink, name: str) -> Link:
+    """CHECK: the parent must be there (upstream's words when it is not)."""
+    link = nl.get_link(name)
+    if link is None:
+        raise CNIError(INTERNAL, f'failed to lookup master "{name}": Link not found')
+    return link
+
+
 def _create(node: Netlink, spec: ParentSpec) -> Link:
     try:
         if spec.kind == "vlan":
@@ -362,7 +367,7 @@ def _create(node: Netlink, spec: ParentSpec) -> Link:
         else:
             node.create_dummy(spec.name)
     except NetlinkError as e:
-        if e.errno != 17:  # EEXIST: made meanwhile by a process that does not take our lock
+        if e.errno != errno.EEXIST:  # made meanwhile by a process that does not take our lock
             what = f"802.1Q VLAN {spec.vid} on {spec.base}" if spec.kind == "vlan" else "dummy parent"
             raise CNIError(INTERNAL, f'failed to create {what} "{spec.name}": {e.strerror}') from None
     link = node.get_link(spec.name)
@@ -385,7 +390,7 @@ def _delete_if_ours(node: Netlink, own: Ownership, name: str) -> None:
         try:
             node.delete_link(link.index)
         except NetlinkError as e:
-            if e.errno != 19:  # ENODEV: already gone
+            if e.errno != errno.ENODEV:  # already gone
                 raise
     own.parents.pop(name, None)
 

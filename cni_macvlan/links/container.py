@@ -1,0 +1,263 @@
+"""The container side: the link in the container's network namespace, its addresses, routes and checks.
+
+Rule of membership: everything done inside a container's network namespace lives here, and nothing
+else enters one. A ``Container`` is opened once per verb: it proves CNI_NETNS is a network namespace
+and opens a netlink socket inside it (a socket stays bound to the namespace it was opened in), so
+its work needs no further entering but for the per-interface sysctls of ``configure``. Links are
+created from the parent's namespace straight into the container's (IFLA_NET_NS_FD on the create
+request: moving a link afterwards costs about 16 ms of kernel time), under a temporary name, then
+renamed inside.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from ..cni.errors import INTERNAL, INVALID_CONFIG, INVALID_ENVIRONMENT, CNIError
+from ..cni.ip import format_ip, parse_cidr, parse_ip
+from ..cni.result import Result
+from .netlink import IFA_F_DADFAILED, IFA_F_TENTATIVE, Link, Netlink, NetlinkError, NetNS, RouteEntry, write_sysctl
+
+DAD_TIMEOUT = 5.0
+DAD_POLL = 0.05
+
+
+def temporary_name() -> str:
+    # a random name: the kernel may refuse a name that collides with one on the node (upstream's note)
+    return "mv" + os.urandom(5).hex()
+
+
+class Container:
+    """The network namespace at CNI_NETNS, for one verb: ``fd`` and ``nl``, a netlink socket in it.
+    Raises CNIError (code 4) when the path can't be opened or is no network namespace."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise CNIError(
+                INVALID_ENVIRONMENT, f'CNI_NETNS "{path}": cannot open the network namespace: {e.strerror}'
+            ) from None
+        try:
+            with NetNS(self.fd):  # EINVAL when the file is not a network namespace
+                self.nl = Netlink()
+        except OSError:
+            os.close(self.fd)
+            raise CNIError(INVALID_ENVIRONMENT, f'CNI_NETNS "{path}" is not a network namespace') from None
+
+    def close(self) -> None:
+        self.nl.close()
+        os.close(self.fd)
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- ADD ----
+
+    def master(self, name: str) -> Link:
+        """The parent for linkInContainer: an interface of the container's own."""
+        link = self.nl.get_link(name)
+        if link is None:
+            raise CNIError(INVALID_CONFIG, f'master "{name}" not found in the container\'s namespace', 'fix "master"')
+        return link
+
+    def create_macvlan(
+        self, creator: Netlink | None, parent: Link, ifname: str, mode: str, mtu: int, mac: str, bcqueuelen: int
+    ) -> Link:
+        """The macvlan on ``parent``, inside the container, named ``ifname``. ``creator``: a socket in
+        the parent's namespace (the node's), or None when the parent is the container's own."""
+        tmp = temporary_name()
+        try:
+            (creator or self.nl).create_macvlan(
+                tmp, parent.index, mode, -1 if creator is None else self.fd, mtu=mtu, mac=mac, bcqueuelen=bcqueuelen
+            )
+        except NetlinkError as e:
+            hint = _create_hint(e.errno or 0, parent, mode)
+            msg = f"failed to create macvlan: {e.strerror}"
+            raise CNIError(INTERNAL, f"{msg}: {hint}" if hint else msg) from None
+        link = self.nl.get_link(tmp)
+        if link is None:
+            raise CNIError(INTERNAL, f"failed to create macvlan: {tmp} did not appear in the container")
+        if self.nl.get_link(ifname) is not None:
+            self.nl.delete_link(link.index)
+            raise CNIError(
+                INTERNAL,
+                f'failed to rename macvlan to "{ifname}": file exists',
+                f"the container already has an interface named {ifname}",
+            )
+        try:
+            self.nl.rename(link.index, ifname)
+        except NetlinkError as e:
+            self.nl.delete_link(link.index)
+            raise CNIError(INTERNAL, f'failed to rename macvlan to "{ifname}": {e.strerror}') from None
+        renamed = self.nl.get_link(index=link.index)
+        assert renamed is not None
+        return renamed
+
+    def set_up(self, link: Link) -> None:
+        self.nl.set_up(link.index)
+
+    def configure(self, link: Link, result: Result) -> None:
+        """Sysctls, addresses, up, DAD wait (only with an IPv6 gateway) and routes."""
+        ifname = link.name
+        has_v6 = any(":" in ip.address for ip in result.ips)
+        with NetNS(self.fd):  # /proc/sys/net is the namespace of whoever opens it
+            _sysctl(f"net/ipv4/conf/{ifname}/arp_notify", "1")
+            if has_v6:
+                _sysctl(f"net/ipv6/conf/{ifname}/ndisc_notify", "1")
+                for dev in ("lo", ifname):
+                    _sysctl(f"net/ipv6/conf/{dev}/disable_ipv6", "0")
+                _sysctl(f"net/ipv6/conf/{ifname}/keep_addr_on_down", "1")
+        gateways: dict[int, int] = {}
+        for ipc in result.ips:
+            family, value, prefix = parse_cidr(ipc.address)
+            try:
+                self.nl.add_address(link.index, family, value, prefix)
+            except NetlinkError as e:
+                raise CNIError(INTERNAL, f'failed to add IP addr {ipc.address} to "{ifname}": {e.strerror}') from None
+            if ipc.gateway and family not in gateways:
+                gateways[family] = parse_ip(ipc.gateway)[1]
+        self.nl.set_up(link.index)
+        if 6 in gateways:
+            self._settle_addresses(link)
+        for route in result.routes:
+            family, dst, dst_len = parse_cidr(route.dst)
+            gw = parse_ip(route.gw)[1] if route.gw else gateways.get(family)
+            extra = route.extra
+            try:
+                self.nl.add_route(
+                    link.index,
+                    family,
+                    dst,
+                    dst_len,
+                    gw,
+                    priority=int(extra.get("priority") or 0),
+                    table=int(extra.get("table") or 0),
+                    scope=extra.get("scope"),
+                    mtu=int(extra.get("mtu") or 0),
+                    advmss=int(extra.get("advmss") or 0),
+                )
+            except NetlinkError as e:
+                if e.errno == errno.EEXIST:  # this very route exists (the kernel made it for the address)
+                    continue
+                via = format_ip(family, gw) if gw is not None else "<nil>"
+                msg = f"failed to add route '{route.dst} via {via} dev {ifname}': {e.strerror}"
+                raise CNIError(INTERNAL, msg) from None
+
+    def _settle_addresses(self, link: Link) -> None:
+        """Wait until IPv6 duplicate address detection is over (5 s at most), as upstream does."""
+        deadline = time.monotonic() + DAD_TIMEOUT
+        while True:
+            tentative = False
+            for addr in self.nl.addresses(link.index):
+                if addr.flags & IFA_F_DADFAILED:
+                    raise CNIError(
+                        INTERNAL,
+                        f"link {link.name} has address {format_ip(addr.family, addr.value)} in DADFAILED state",
+                    )
+                if addr.flags & IFA_F_TENTATIVE:
+                    tentative = True
+            if not tentative:
+                return
+            if time.monotonic() > deadline:
+                raise CNIError(
+                    INTERNAL, f"link {link.name} still has tentative addresses after {int(DAD_TIMEOUT)} seconds"
+                )
+            time.sleep(DAD_POLL)
+
+    def delete(self, ifname: str) -> bool:
+        """Delete ``ifname``; False if it was not there."""
+        link = self.nl.get_link(ifname)
+        if link is None:
+            return False
+        try:
+            self.nl.delete_link(link.index)
+        except NetlinkError as e:
+            if e.errno != errno.ENODEV:  # gone meanwhile
+                raise
+        return True
+
+    # ---- CHECK ----
+
+    def check(self, ifname: str, mode: str, mac: str, prev: Result) -> None:
+        """Is the interface in ``prev`` the macvlan we made, with ``prev``'s addresses and routes?"""
+        link = self.nl.get_link(ifname)
+        if link is None:
+            raise CNIError(INTERNAL, f"Container Interface name in prevResult: {ifname} not found")
+        if link.kind != "macvlan":
+            raise CNIError(INTERNAL, f"error: Container interface {ifname} not of type macvlan")
+        if link.mode != mode:
+            raise CNIError(INTERNAL, f"container macvlan mode {link.mode} does not match expected value: {mode}")
+        if mac and link.mac != mac.lower():
+            raise CNIError(INTERNAL, f"interface {ifname} Mac {mac} doesn't match container Mac: {link.mac}")
+        self._check_addresses(link, prev)
+        self._check_routes(link, prev)
+
+    def _check_addresses(self, link: Link, prev: Result) -> None:
+        have = {(a.family, a.value, a.prefix) for a in self.nl.addresses(link.index)}
+        for ipc in prev.ips:
+            if ipc.interface is not None and ipc.interface != 0:
+                continue
+            if parse_cidr(ipc.address) not in have:
+                raise CNIError(INTERNAL, f"Failed to match addr {ipc.address} on interface {link.name}")
+
+    def _check_routes(self, link: Link, prev: Result) -> None:
+        tables: dict[int, list[RouteEntry]] = {}  # one dump per family, not one per route
+        for route in prev.routes:
+            family, dst, dst_len = parse_cidr(route.dst)
+            gw = parse_ip(route.gw)[1] if route.gw else None
+            if family not in tables:
+                tables[family] = self.nl.routes(family)
+            found = any(
+                r.dst == dst and r.dst_len == dst_len and r.oif == link.index and (gw is None or r.gateway == gw)
+                for r in tables[family]
+            )
+            if not found:
+                via = f" via {route.gw}" if route.gw else ""
+                raise CNIError(INTERNAL, f"Failed to match route {route.dst}{via} on interface {link.name}")
+
+
+def delete_link_at(path: str, ifname: str) -> None:
+    """DEL: remove ``ifname`` from the namespace at ``path`` if both are still there. A namespace
+    that is gone, or no longer one we can enter (torn down), holds nothing of ours: success."""
+    try:
+        container = Container(path)
+    except CNIError:
+        return
+    with container:
+        try:
+            container.delete(ifname)
+        except OSError:
+            pass  # torn down under us: nothing of ours is left in it
+
+
+def _sysctl(path: str, value: str) -> None:
+    try:
+        write_sysctl(path, value)
+    except OSError:
+        pass  # as upstream: a missing knob (IPv6 disabled in the kernel) is not fatal
+
+
+def _create_hint(code: int, parent: Link, mode: str) -> str:
+    """What the kernel's bare errno means here (the config was validated before: MTU, MAC, mode)."""
+    if code == errno.EINVAL and mode == "passthru":  # the parent already has macvlan links
+        return (
+            f'master "{parent.name}" already carries macvlan links (of this or another network): '
+            "passthru needs the parent to itself; use a free parent, or mode bridge"
+        )
+    if code == errno.EINVAL:  # a passthru macvlan holds the parent
+        return (
+            f'master "{parent.name}" is held by a passthru macvlan (of this or another network), '
+            "which allows no other link on it; use another parent"
+        )
+    if code == errno.EBUSY:
+        return f'master "{parent.name}" is in use by a link that excludes macvlan (ipvlan, or a bridge port)'
+    if code == errno.EADDRNOTAVAIL:
+        return "the MAC address is not usable"
+    return ""
