@@ -57,9 +57,8 @@ def _read_lease(path: str, regular: bool = False, dir_fd: int | None = None) -> 
 class DiskStore(Store):
     def __init__(self, data_dir: str, network: str) -> None:
         self.dir = self.where = os.path.join(data_dir, network)
-        os.makedirs(self.dir, mode=0o755, exist_ok=True)
-        for path in (data_dir, self.dir):
-            check_private(path)
+        for path in (data_dir, self.dir):  # dataDir is held to the rule as a store directory, not as a parent
+            check_private(path, create=0o755)
         self._lock_fd = open_regular(os.path.join(self.dir, LOCK_NAME), os.O_RDONLY | os.O_CREAT)
 
     def lock(self) -> None:

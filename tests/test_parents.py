@@ -25,12 +25,12 @@ class FakeNode:
         for name in names:
             self.add(name, "veth")
 
-    def add(self, name: str, kind: str, up: bool = False) -> int:
-        if name in self.links:
+    def add(self, name: str, kind: str, up: bool = False, index: int = 0) -> int:
+        if name in self.links or any(index and v[0] == index for v in self.links.values()):
             raise NetlinkError(17, "File exists")
         self.next += 1
-        self.links[name] = (self.next, kind, up)
-        return self.next
+        self.links[name] = (index or self.next, kind, up)
+        return index or self.next
 
     def get_link(self, name: str | None = None, index: int = 0) -> Link | None:
         for n, (idx, kind, up) in self.links.items():
@@ -41,12 +41,12 @@ class FakeNode:
                 return link
         return None
 
-    def create_vlan(self, name: str, parent: int, vid: int) -> None:
-        self.add(name, "vlan")
+    def create_vlan(self, name: str, parent: int, vid: int, index: int = 0) -> None:
+        self.add(name, "vlan", index=index)
         self.vlans[name] = (parent, vid)
 
-    def create_dummy(self, name: str) -> None:
-        self.add(name, "dummy")
+    def create_dummy(self, name: str, index: int = 0) -> None:
+        self.add(name, "dummy", index=index)
 
     def set_up(self, index: int) -> None:
         for n, (idx, kind, _) in self.links.items():
@@ -216,7 +216,7 @@ def test_a_crash_between_record_and_create_is_cleaned_by_del(store: parents.Stor
 
 def test_a_create_failure_leaves_no_record(store: parents.Store) -> None:
     class NoVlanNode(FakeNode):
-        def create_vlan(self, name: str, parent: int, vid: int) -> None:
+        def create_vlan(self, name: str, parent: int, vid: int, index: int = 0) -> None:
             raise NetlinkError(95, "Operation not supported")
 
     with pytest.raises(CNIError, match="failed to create 802.1Q VLAN 50 on eth0"):
@@ -235,3 +235,50 @@ def test_an_unreadable_record_stops_add_and_is_never_reset(store: parents.Store)
     parents.release(FakeNode(), store, A1)
     assert parents.collect(FakeNode(), store, "n", set()) == []
     assert Path(store.path).read_text() == "{not json"
+
+
+def test_a_parent_is_made_with_the_ifindex_recorded_before_it_exists(store: parents.Store) -> None:
+    """record-before-create records the very ifindex the link is then made with (never 0), so a
+    crash between the two leaves a record that names nothing else."""
+    seen: list[dict] = []
+
+    class Watching(FakeNode):
+        def create_vlan(self, name: str, parent: int, vid: int, index: int = 0) -> None:
+            seen.append(record(store)[name].copy())
+            super().create_vlan(name, parent, vid, index)
+
+    node = Watching("eth0")
+    link = parents.acquire(node, store, parents.plan("eth0.50", "n"), A1)
+    assert seen[0]["ifindex"] == link.index != 0
+    assert seen[0]["boot"] == parents.boot_id() != ""
+
+
+@pytest.mark.parametrize("stale", ["another boot", "ifindex 0"])
+def test_a_record_from_another_boot_or_without_an_ifindex_owns_nothing(store: parents.Store, stale: str) -> None:
+    """After a reboot an ifindex names any link; a record of ifindex 0 (written before the index was
+    chosen first) names none: DEL drops such an entry and deletes nothing."""
+    node = FakeNode("eth0")
+    link = parents.acquire(node, store, parents.plan("eth0.50", "n"), A1)
+    own = parents.Ownership(record(store))
+    if stale == "another boot":
+        own.parents["eth0.50"]["boot"] = "another-boot-id"
+    else:
+        own.parents["eth0.50"]["ifindex"] = 0
+    with store.locked():
+        store.save(own)
+    parents.release(node, store, A1)
+    assert node.links["eth0.50"][0] == link.index, "left alone"
+    assert record(store) == {}
+
+
+def test_a_link_made_meanwhile_under_our_name_by_someone_else_stays_theirs(store: parents.Store) -> None:
+    class Racing(FakeNode):
+        def create_vlan(self, name: str, parent: int, vid: int, index: int = 0) -> None:
+            super().create_vlan(name, parent, vid)  # another tool wins the race, with its own index
+            raise NetlinkError(17, "File exists")
+
+    node = Racing("eth0")
+    link = parents.acquire(node, store, parents.plan("eth0.50", "n"), A1)
+    assert record(store) == {}, "not recorded as ours"
+    parents.release(node, store, A1)
+    assert node.links["eth0.50"][0] == link.index

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -205,7 +206,7 @@ def test_a_state_dir_that_is_a_file_fails_with_code_5(macvlan: MacvlanRunner, la
     assert set(lab.links(c1)) == {"lo"} and lease_files(tmp_path / "leases", NET) == {}
 
 
-@pytest.mark.parametrize("damage", ["a directory", "a symlink", "a FIFO", "wrong types", "not JSON"])
+@pytest.mark.parametrize("damage", ["a directory", "a symlink", "a FIFO", "a socket", "wrong types", "not JSON"])
 def test_a_damaged_record_stops_add_and_never_blocks_del_or_gc(
     macvlan: MacvlanRunner, lab: Lab, tmp_path: Path, damage: str
 ) -> None:
@@ -219,6 +220,10 @@ def test_a_damaged_record_stops_add_and_never_blocks_del_or_gc(
         path.symlink_to(tmp_path / "elsewhere.json")
     elif damage == "a FIFO":
         os.mkfifo(path)
+    elif damage == "a socket":
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(path))
+        listener.close()
     elif damage == "wrong types":
         path.write_text('{"version": 1, "parents": {"upl0.50": 5}}')
     else:
@@ -232,3 +237,108 @@ def test_a_damaged_record_stops_add_and_never_blocks_del_or_gc(
     macvlan("DEL", config, c1, container_id="c1").ok()
     macvlan("GC", gc(config), container_id="c1").ok()
     assert path.is_symlink() or path.exists(), "left as it is, for the operator"
+
+
+def test_del_and_gc_refuse_a_state_dir_turned_unsafe_before_changing_anything(
+    macvlan: MacvlanRunner, lab: Lab, tmp_path: Path
+) -> None:
+    """The directory became writable by others after the ADD: DEL and GC refuse it (code 5) before
+    they release the lease or remove the link, so the runtime's retry after the fix finds all."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    config = conf(state, tmp_path / "leases")
+    c1 = lab.container("c1")
+    macvlan("ADD", config, c1, container_id="c1").ok()
+    state.chmod(0o777)
+    for verb, cfg in (("DEL", config), ("GC", gc(config))):
+        err = macvlan(verb, cfg, c1, container_id="c1").error
+        assert err["code"] == 5 and "writable by others" in err["msg"], (verb, err)
+    assert "eth0" in lab.links(c1) and list(lease_files(tmp_path / "leases", NET)) == ["10.77.0.2"]
+    state.chmod(0o700)
+    macvlan("DEL", config, c1, container_id="c1").ok()
+    assert "eth0" not in lab.links(c1) and lease_files(tmp_path / "leases", NET) == {}
+
+
+@pytest.mark.parametrize("damage", ["a directory", "a FIFO", "a symlink"])
+def test_a_damaged_lock_never_blocks_del_or_gc(macvlan: MacvlanRunner, lab: Lab, tmp_path: Path, damage: str) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "parents.json").write_bytes(record(dummy_name(NET), 0))
+    lock = state / "parents.lock"
+    if damage == "a directory":
+        lock.mkdir()
+    elif damage == "a FIFO":
+        os.mkfifo(lock)
+    else:
+        lock.symlink_to(tmp_path / "elsewhere")
+    config = conf(state, tmp_path / "leases", master=None)
+    err = macvlan("ADD", config, lab.container("c1"), container_id="c1").error
+    assert err["code"] == 5 and f'"{lock}" is damaged' in err["msg"], err
+    macvlan("DEL", config, container_id="c9").ok()
+    macvlan("GC", gc(config), container_id="c9").ok()
+    assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize(
+    "case", ["a user's", "writable by its group", "under a user's directory", "under a user's symlink"]
+)
+@pytest.mark.parametrize("which", ["stateDir", "dataDir"])
+def test_a_directory_anyone_but_root_could_change_is_refused(
+    macvlan: MacvlanRunner, lab: Lab, shared: Path, which: str, case: str
+) -> None:
+    """The one rule for stateDir and the lease store's directories (cni/statefile.check_private): the
+    directory and every directory above it must be root's and not writable by group or others (a
+    sticky one like /tmp aside), and a symlink above it must be root's; nothing is made or written
+    through one that fails."""
+    users = shared / "users"
+    users.mkdir()
+    os.chown(users, NOBODY, NOBODY)
+    target = shared / "target"
+    if case == "a user's":
+        target.mkdir(mode=0o755)
+        os.chown(target, NOBODY, NOBODY)
+        expected = f"{target} is owned by uid {NOBODY}"
+    elif case == "writable by its group":
+        target.mkdir(mode=0o770)
+        target.chmod(0o770)
+        expected = f"{target} is writable by its group"
+    elif case == "under a user's directory":
+        target = users / "dir"
+        expected = f"{users} is owned by uid {NOBODY}"
+    else:
+        real = shared / "real"
+        real.mkdir(mode=0o700)
+        subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={NOBODY}",
+                f"--regid={NOBODY}",
+                "--clear-groups",
+                "ln",
+                "-s",
+                str(real),
+                str(users / "link"),
+            ],
+            check=True,
+        )
+        target = users / "link" / "dir"
+        expected = f"{users} is owned by uid {NOBODY}"
+    safe = shared / "safe"
+    state, data = (target, safe / "leases") if which == "stateDir" else (safe / "state", target)
+    c1 = lab.container("c1")
+    err = macvlan("ADD", conf(state, data), c1, container_id="c1").error
+    assert err["code"] == 5 and expected in err["msg"], err
+    assert set(lab.links(c1)) == {"lo"}
+    assert not (shared / "real" / "dir").exists() and not (users / "dir").exists(), "nothing made through it"
+
+
+def test_a_symlink_of_roots_above_the_directory_is_followed(macvlan: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+    """As /var/run -> /run: a link of root's in a directory of root's is as safe as the directory."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o755)
+    (tmp_path / "run").symlink_to(real)
+    config = conf(tmp_path / "run" / "state", tmp_path / "run" / "leases")
+    c1 = lab.container("c1")
+    macvlan("ADD", config, c1, container_id="c1").ok()
+    assert (real / "leases" / NET).is_dir()
+    macvlan("DEL", config, c1, container_id="c1").ok()

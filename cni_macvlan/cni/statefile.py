@@ -7,8 +7,9 @@ reader (or a process killed mid-write) sees the old content or the new, never a 
 its lock) and by the macvlan plugin's record of the parents it owns.
 
 Root writes here, so nothing is trusted that someone else could have put there: ``check_private``
-refuses a directory that is a symlink or writable by others; every file is opened with O_NOFOLLOW
-(and O_NONBLOCK: a FIFO planted under a name can't stall us) and must be a regular file.
+refuses a directory that anyone but root could change (itself or a directory above it); every file
+is opened with O_NOFOLLOW and O_NONBLOCK (a FIFO planted under a name can't stall us) and must be a
+regular file. The one rule for the lease store's directories, stateDir and the zygote's socket.
 """
 
 from __future__ import annotations
@@ -21,17 +22,63 @@ from fcntl import LOCK_EX, LOCK_UN, flock
 MAX_READ = 1 << 20  # a state file is a few KiB; more than this is not one of ours
 
 
-def check_private(path: str) -> None:
-    """Refuse a store directory that is a symlink or that others may write to (OSError EPERM, its
-    message naming the path and the fix): whoever can write there can plant or remove our files,
-    and symlinks to files elsewhere."""
-    st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode):
-        raise OSError(errno.EPERM, f"{path} is not a plain directory (a symlink): refusing to use it", path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise OSError(errno.ENOTDIR, f"{path} is not a directory", path)
-    if st.st_mode & 0o002:
-        raise OSError(errno.EPERM, f"{path} is writable by others: refusing to use it (chmod o-w)", path)
+def check_private(path: str, create: int = 0) -> None:
+    """Refuse (OSError, its message naming the path and the fix) a directory that someone other than
+    us (root) could change, and so plant, swap or remove our files in: ``path`` itself must be a
+    directory, not a symlink, owned by us and writable by neither its group nor others; each
+    directory above it must be ours and not writable by group or others unless sticky (as /tmp is);
+    a symlink above it (as /var/run) is followed if it is ours. With ``create`` (a mode), missing
+    directories are made with that mode, whatever the umask, after the ones above them passed."""
+    me = os.geteuid()
+    if not path.startswith("/"):
+        raise OSError(errno.EINVAL, f"{path} is not an absolute path", path)
+    pending = [p for p in path.split("/") if p]
+    current, hops = "/", 0
+    while pending:
+        name = pending.pop(0)
+        if name == ".":
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        here = os.path.join(current, name)
+        last = not pending
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            if not create:
+                raise
+            try:
+                os.mkdir(here, create)
+            except FileExistsError:
+                pass  # made meanwhile: checked below like any other
+            st = os.lstat(here)
+            if st.st_uid == me and stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) != create:
+                os.chmod(here, create)
+                st = os.lstat(here)
+        if stat.S_ISLNK(st.st_mode):
+            if last:
+                raise OSError(errno.EPERM, f"{here} is not a plain directory (a symlink): refusing to use it", here)
+            if st.st_uid != me:
+                raise OSError(errno.EPERM, f"{here} is a symlink of uid {st.st_uid}: refusing to follow it", here)
+            hops += 1
+            if hops > 40:
+                raise OSError(errno.ELOOP, f"{here}: too many levels of symbolic links", here)
+            target = os.readlink(here)
+            pending = [p for p in target.split("/") if p] + pending
+            if target.startswith("/"):
+                current = "/"
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise OSError(errno.ENOTDIR, f"{here} is not a directory", here)
+        if st.st_uid != me:
+            raise OSError(errno.EPERM, f"{here} is owned by uid {st.st_uid}: refusing to use it (chown root)", here)
+        shared = not last and st.st_mode & stat.S_ISVTX  # a sticky directory: others can't touch ours in it
+        if st.st_mode & 0o002 and not shared:
+            raise OSError(errno.EPERM, f"{here} is writable by others: refusing to use it (chmod o-w)", here)
+        if st.st_mode & 0o020 and not shared:
+            raise OSError(errno.EPERM, f"{here} is writable by its group: refusing to use it (chmod g-w)", here)
+        current = here
 
 
 def open_regular(path: str, flags: int, mode: int = 0o600) -> int:
@@ -49,7 +96,7 @@ def open_regular(path: str, flags: int, mode: int = 0o600) -> int:
 def write_new(path: str, data: bytes, fsync: bool = False, mode: int = 0o600) -> None:
     """Create (or truncate) ``path`` and write ``data`` whole; on any failure (disk full, read-only)
     the file is removed again, so none is left half-written. Never follows a symlink."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    fd = open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         try:
             view = memoryview(data)

@@ -227,8 +227,10 @@ class Netlink:
         mac: str = "",
         data: bytes = b"",
         txqlen: int = -1,
+        index: int = 0,
     ) -> None:
-        """RTM_NEWLINK create; with ``netns_fd`` the link is born in that namespace (no move)."""
+        """RTM_NEWLINK create; with ``netns_fd`` the link is born in that namespace (no move); with
+        ``index``, under that ifindex (free, or the kernel refuses)."""
         attrs = _str(IFLA_IFNAME, name)
         if txqlen >= 0:
             attrs += _u32(IFLA_TXQLEN, txqlen)
@@ -242,7 +244,7 @@ class Netlink:
             attrs += _attr(IFLA_ADDRESS, mac_to_bytes(mac))
         info = _str(IFLA_INFO_KIND, kind) + (_attr(IFLA_INFO_DATA, data) if data else b"")
         attrs += _attr(IFLA_LINKINFO, info)
-        body = _IFINFO.pack(AF_UNSPEC, 0, 0, 0, 0) + attrs
+        body = _IFINFO.pack(AF_UNSPEC, 0, index, 0, 0) + attrs
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body)
 
     def create_macvlan(
@@ -261,11 +263,11 @@ class Netlink:
         # txqueuelen 0, as upstream's macvlan (its netlink library sends it): no queue to set up or drain
         self.create_link(name, "macvlan", parent, netns_fd, mtu, mac, data, txqlen=0)
 
-    def create_vlan(self, name: str, parent: int, vlan_id: int) -> None:
-        self.create_link(name, "vlan", parent, data=_attr(IFLA_VLAN_ID, vlan_id.to_bytes(2, "little")))
+    def create_vlan(self, name: str, parent: int, vlan_id: int, index: int = 0) -> None:
+        self.create_link(name, "vlan", parent, data=_attr(IFLA_VLAN_ID, vlan_id.to_bytes(2, "little")), index=index)
 
-    def create_dummy(self, name: str) -> None:
-        self.create_link(name, "dummy")
+    def create_dummy(self, name: str, index: int = 0) -> None:
+        self.create_link(name, "dummy", index=index)
 
     def rename(self, index: int, name: str) -> None:
         self._request(RTM_NEWLINK, NLM_F_ACK, _IFINFO.pack(AF_UNSPEC, 0, index, 0, 0) + _str(IFLA_IFNAME, name))

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 STATE_FILE = "parents.json"
 LOCK_FILE = "parents.lock"
 MAX_NAME = 15
+# what opening a file of ours says when something else stands at its name (a symlink, a directory,
+# a FIFO or device, a socket) or it is too large to be ours: damage, not a passing failure
+DAMAGE = frozenset({errno.ELOOP, errno.EISDIR, errno.EINVAL, errno.EFBIG, errno.ENXIO, errno.ENODEV})
 
 Attachment = tuple[str, str, str]  # (network, container ID, ifname)
 
@@ -120,13 +123,16 @@ def _valid_record(name: object, rec: object) -> bool:
         and isinstance(rec.get("base"), str)
         and type(rec.get("vid")) is int
         and type(rec.get("ifindex")) is int
+        and isinstance(rec.get("boot", ""), str)
         and isinstance(atts, list)
         and all(isinstance(a, list) and len(a) == 3 and all(isinstance(x, str) for x in a) for a in atts)
     )
 
 
 class Ownership:
-    """parents.json: name -> {"kind", "base", "vid", "ifindex", "attachments": [[net, cid, ifname], ...]}."""
+    """parents.json: name -> {"kind", "base", "vid", "ifindex", "boot", "attachments": [[net, cid, ifname], ...]}.
+    ``ifindex`` is chosen and recorded before the link is made with it; ``boot`` is the kernel's
+    boot id then (an ifindex means nothing after a reboot)."""
 
     def __init__(self, parents: dict[str, dict[str, Any]] | None = None) -> None:
         self.parents = parents or {}
@@ -174,25 +180,22 @@ class Ownership:
     def unused(self) -> list[str]:
         return [name for name, rec in self.parents.items() if not rec["attachments"]]
 
-    def owns(self, name: str, link: Link | None, base_index: int = 0) -> bool:
+    def owns(self, name: str, link: Link | None, base_index: int, boot: str) -> bool:
         """Is ``link`` (the link named ``name`` now, or None) the parent we created? Only a link that
-        is what we would have made answers yes: the recorded ifindex (once known), and the kind,
-        name and VLAN we create (a record alone never makes someone else's link ours).
-        ``base_index``: the ifindex of the VLAN's base link now (0: not checked)."""
+        is what we made answers yes: the ifindex we chose for it, in this boot, of the kind, name
+        and VLAN we create, on that base (``base_index``, the base's ifindex now); a record alone
+        never makes someone else's link ours. (A record of ifindex 0, from before the index was
+        chosen first, owns nothing: its entry is dropped, its link left alone.)"""
         rec = self.parents.get(name)
         if rec is None:
             return False
         if link is None:
             return True
-        if rec["ifindex"] not in (0, link.index) or link.kind != rec["kind"]:
+        if rec["ifindex"] != link.index or link.kind != rec["kind"] or rec.get("boot", boot) != boot:
             return False
         if rec["kind"] == "dummy":
             return name == dummy_name_form(name)
-        return (
-            name == f"{rec['base']}.{rec['vid']}"
-            and link.vlan_id == rec["vid"]
-            and (not base_index or link.link == base_index)
-        )
+        return name == f"{rec['base']}.{rec['vid']}" and link.vlan_id == rec["vid"] and link.link == base_index
 
 
 def dummy_name_form(name: str) -> str:
@@ -206,10 +209,10 @@ def dummy_name_form(name: str) -> str:
 
 
 class Store:
-    """The owned-parents record of one state directory (``stateDir``): the lease store's rules
-    (cni/statefile.py): the directory is refused when it is a symlink or writable by others, every
-    file opened O_NOFOLLOW and must be a regular file. Every failure is a CNIError: code 5 naming
-    the path and the fix."""
+    """The owned-parents record of one state directory (``stateDir``), with the lease store's rules
+    (cni/statefile.py): a directory anyone but root could change is refused, every file is opened
+    O_NOFOLLOW and must be a regular file. Every failure is a CNIError, code 5, naming the path and
+    the fix; a record or lock that is not what we write is a DamagedRecord."""
 
     def __init__(self, state_dir: str) -> None:
         self.dir = state_dir
@@ -231,13 +234,18 @@ class Store:
             fixes.get(e.errno or 0, f"check {self.dir} and {self.path}"),
         )
 
-    def _damaged_error(self, why: str) -> DamagedRecord:
+    def _damaged_error(self, why: str, path: str = "") -> DamagedRecord:
         return DamagedRecord(
             IO_FAILURE,
-            f'the record of owned parents "{self.path}" is damaged: {why}',
+            f'the record of owned parents "{path or self.path}" is damaged: {why}',
             "repair or remove it (DEL and GC go on without it); the parents it lists are then yours to"
             " delete by hand once unused",
         )
+
+    def check(self) -> None:
+        """Refuse (code 5) a stateDir that exists and is not safe to use; DEL and GC ask before they
+        change anything."""
+        self._checked()
 
     def _checked(self) -> bool:
         """Does stateDir exist? If it does, it must be safe to use."""
@@ -278,7 +286,7 @@ class Store:
         except Damaged as e:
             raise self._damaged_error(str(e)) from None
         except OSError as e:
-            if e.errno in (errno.ELOOP, errno.EISDIR, errno.EINVAL, errno.EFBIG):
+            if e.errno in DAMAGE:
                 raise self._damaged_error(e.strerror or str(e)) from None
             raise self._io_error(e) from None
 
@@ -297,10 +305,14 @@ class _Locked(statefile.Locked):
 
     def __enter__(self) -> _Locked:
         try:
-            os.makedirs(self.store.dir, mode=0o700, exist_ok=True)
-            statefile.check_private(self.store.dir)
+            statefile.check_private(self.store.dir, create=0o700)
+        except OSError as e:
+            raise self.store._io_error(e) from None
+        try:
             super().__enter__()
         except OSError as e:
+            if e.errno in DAMAGE:  # not a regular file: never ours
+                raise self.store._damaged_error(e.strerror or str(e), self.path) from None
             raise self.store._io_error(e) from None
         return self
 
@@ -328,18 +340,23 @@ def acquire(node: Netlink, store: Store, spec: ParentSpec, att: Attachment) -> L
             store.save(own)
             return link
         own.attach(spec, att)
-        if link is None:
-            store.save(own)  # the record first: a crash from here on leaves something DEL/GC can clean
-            faults.step("parent-recorded")
-            try:
-                link = _create(node, spec)
-                faults.step("parent-created")
-            except BaseException:
-                own.detach(att)
-                store.save(own)
-                raise
-        own.parents[spec.name]["ifindex"] = link.index
-        store.save(own)
+        if link is not None:
+            store.save(own)
+            return link
+        rec = own.parents[spec.name]
+        rec["ifindex"], rec["boot"] = _free_index(node), boot_id()
+        store.save(own)  # the record first: a crash from here on leaves something DEL/GC can clean
+        faults.step("parent-recorded")
+        try:
+            link = _create(node, spec, rec["ifindex"])
+            faults.step("parent-created")
+        except BaseException:
+            own.detach(att)
+            store.save(own)
+            raise
+        if link.index != rec["ifindex"]:  # made meanwhile by someone who does not take our lock: theirs
+            own.parents.pop(spec.name)
+            store.save(own)
         return link
 
 
@@ -351,7 +368,23 @@ def require(nl: Netlink, name: str) -> Link:
     return link
 
 
-def _create(node: Netlink, spec: ParentSpec) -> Link:
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+            return f.read().decode().strip()
+    except OSError:
+        return ""
+
+
+def _free_index(node: Netlink) -> int:
+    """An ifindex no link has: the one we create the parent with, recorded before it exists."""
+    while True:
+        index = 0x100000 + int.from_bytes(os.urandom(3), "big")
+        if node.get_link(index=index) is None:
+            return index
+
+
+def _create(node: Netlink, spec: ParentSpec, index: int) -> Link:
     try:
         if spec.kind == "vlan":
             base = node.get_link(spec.base)
@@ -363,9 +396,9 @@ def _create(node: Netlink, spec: ParentSpec) -> Link:
                 )
             if not base.up:
                 node.set_up(base.index)  # the VLAN can't carry traffic on a parent that is down
-            node.create_vlan(spec.name, base.index, spec.vid)
+            node.create_vlan(spec.name, base.index, spec.vid, index)
         else:
-            node.create_dummy(spec.name)
+            node.create_dummy(spec.name, index)
     except NetlinkError as e:
         if e.errno != errno.EEXIST:  # made meanwhile by a process that does not take our lock
             what = f"802.1Q VLAN {spec.vid} on {spec.base}" if spec.kind == "vlan" else "dummy parent"
@@ -381,7 +414,7 @@ def _create(node: Netlink, spec: ParentSpec) -> Link:
 def _is_ours(node: Netlink, own: Ownership, name: str, link: Link) -> bool:
     rec = own.parents.get(name)
     base = node.get_link(rec["base"]) if rec is not None and rec["kind"] == "vlan" and rec["base"] else None
-    return own.owns(name, link, base.index if base is not None else -1)
+    return own.owns(name, link, base.index if base is not None else -1, boot_id())
 
 
 def _delete_if_ours(node: Netlink, own: Ownership, name: str) -> None:
@@ -395,40 +428,42 @@ def _delete_if_ours(node: Netlink, own: Ownership, name: str) -> None:
     own.parents.pop(name, None)
 
 
-def _load_or_skip(store: Store) -> Ownership | None:
-    """DEL and GC: the record, or None when it is damaged: they go on without it (never blocked by
-    it), leaving the file for the operator, and say so in the log."""
-    try:
-        return store.load()
-    except DamagedRecord as e:
-        log.warning(f"{e.msg}: left as it is, no parent released ({e.details})")
-        return None
+def _skipped(e: DamagedRecord) -> None:
+    log.warning(f"{e.msg}: left as it is, no parent released ({e.details})")
 
 
 def release(node: Netlink, store: Store, att: Attachment) -> None:
-    """DEL: forget the attachment; delete each owned parent it was the last user of."""
+    """DEL: forget the attachment; delete each owned parent it was the last user of. A damaged
+    record or lock never blocks it: it goes on without them, leaves them for the operator, and says
+    so in the log."""
     if not store.has_record():
         return
-    with store.locked():
-        own = _load_or_skip(store)
-        if own is None or not own.detach(att):
-            return
-        for name in own.unused():
-            _delete_if_ours(node, own, name)
-        store.save(own)
+    try:
+        with store.locked():
+            own = store.load()
+            if not own.detach(att):
+                return
+            for name in own.unused():
+                _delete_if_ours(node, own, name)
+            store.save(own)
+    except DamagedRecord as e:
+        _skipped(e)
 
 
 def collect(node: Netlink, store: Store, network: str, valid: set[tuple[str, str]]) -> list[str]:
-    """GC: drop the network's stale attachments and delete the owned parents left without any."""
+    """GC: drop the network's stale attachments and delete the owned parents left without any (a
+    damaged record or lock: as for DEL)."""
     if not store.has_record():
         return []
-    with store.locked():
-        own = _load_or_skip(store)
-        if own is None:
-            return []
-        own.keep_only(network, valid)
-        emptied = own.unused()
-        for name in emptied:
-            _delete_if_ours(node, own, name)
-        store.save(own)
-        return emptied
+    try:
+        with store.locked():
+            own = store.load()
+            own.keep_only(network, valid)
+            emptied = own.unused()
+            for name in emptied:
+                _delete_if_ours(node, own, name)
+            store.save(own)
+            return emptied
+    except DamagedRecord as e:
+        _skipped(e)
+        return []

@@ -109,10 +109,12 @@ def _ipam_best_effort(req: Request, ipam_type: str, command: str) -> CNIError | 
 
 def cmd_del(req: Request) -> None:
     conf = config.load_teardown(req)
+    store = parents.Store(conf.state_dir)
+    store.check()  # a stateDir we must refuse: refused before anything changes
     ipam_error = _ipam_best_effort(req, conf.ipam_type, "DEL")  # first, and whatever state the namespace is in
     if req.netns:
         delete_link_at(req.netns, req.ifname)
-    _release_parent(parents.Store(conf.state_dir), (req.network, req.container_id, req.ifname))
+    _release_parent(store, (req.network, req.container_id, req.ifname))
     if ipam_error is not None:
         raise ipam_error
 
@@ -147,9 +149,11 @@ def cmd_status(req: Request) -> None:
 def cmd_gc(req: Request) -> None:
     valid = valid_attachments(req.config)
     conf = config.load_teardown(req)
+    store = parents.Store(conf.state_dir)
+    store.check()
     error = _ipam_best_effort(req, conf.ipam_type, "GC")
     with Netlink() as node:
-        parents.collect(node, parents.Store(conf.state_dir), req.network, valid)
+        parents.collect(node, store, req.network, valid)
     if error is not None:
         raise error
 
