@@ -7,14 +7,18 @@ Rule of membership: the zygote's socket, its protocol, and the setting up of a c
 plugin would have been. Nothing here knows about CNI; the child runs the same ``cni_macvlan.__main__``.
 
 Trust. The zygote runs as root and is handed root's requests, descriptors and namespaces, so:
-- its socket lives in a directory that only root can change: not a symlink, owned by root, not
-  writable by group or others, under ancestors alike (a sticky one like /tmp aside); a directory
-  that is root's and merely readable by others is narrowed to 0700, anything else is refused with
-  the reason. The socket is 0600. Only a socket is ever removed from its path.
+- its socket lives in a directory only root can change (cni/statefile.check_private, the rule of
+  the lease store's directories too: not a symlink, root's, not writable by group or others, under
+  directories alike, a sticky one like /tmp aside); the zygote makes it 0700 when missing and
+  refuses to start otherwise, with the reason. The socket is 0600. Only a socket is ever removed
+  from its path, and only when no root process serves it.
 - every connection's peer is checked (SO_PEERCRED) as soon as it is accepted: one that is not root
-  is closed at once, before anything is read from it.
-- the main loop never blocks on a peer: connections are non-blocking, a request that has not come
-  whole within ``REQUEST_WAIT`` seconds is dropped, and everything slower happens in the child.
+  is closed at once, before anything is read from it. A root caller that may do less than the
+  zygote (fewer capabilities, no_new_privs, seccomp, another user namespace or security label) is
+  declined: a child would have the zygote's privilege, so that caller runs its plugin itself.
+- the main loop never blocks on a peer: connections are non-blocking, at most 16 are taken per
+  round, a request that has not come whole within ``REQUEST_WAIT`` seconds is dropped, one
+  connection's trouble drops that connection only, and everything slower happens in the child.
 The launcher (cni-macvlan.c) checks in turn that its peer is root before it sends anything.
 
 Protocol ``cni-macvlan-zygote/2``, SOCK_SEQPACKET, one connection per exec:
@@ -30,7 +34,8 @@ anything is declined or cut, the launcher closes the connection and runs the plu
 that has not received ``go`` finds the connection closed and runs nothing. ``running`` has 2 s of
 its own: a child that got ``go`` and is not running by then (stopped, or the machine stalled) may or
 may not have begun, so the launcher neither runs the request again nor waits: it fails with code 11
-(try again later) and leaves, and the zygote kills that child. After ``running`` the launcher waits
+(try again later) and leaves, and the zygote kills that child (like a plugin its runtime killed on
+a timeout: what it did, the DEL that follows a failed ADD cleans). After ``running`` the launcher waits
 for the plugin as a runtime waits for an exec'd one. So a request runs at most once, every wait is
 bounded, and the caller's stdin, stdout and stderr are handed over only with ``go``: nothing that
 keeps a runtime's pipe open sits in the queue of a process that stalled earlier.
@@ -39,9 +44,10 @@ so an upgrade never runs old code.
 
 The child joins the caller's mount and network namespaces and working directory, takes its umask,
 argv, environment (as CPython builds os.environ from an exec's environ: first of duplicates wins)
-and standard descriptors: what the plugin sees is what it would see exec'd. It stays in the
-zygote's cgroup and session. If the caller goes away (the runtime killed it on a timeout) the child
-is killed too, as it would have died with it.
+and standard descriptors: what the plugin sees is what it would see exec'd. It keeps the zygote's
+cgroup, session, resource limits and signal mask (not the caller's), and descriptors the zygote
+was started with are closed at its start, so none reaches a child. If the caller goes away (the
+runtime killed it on a timeout) the child is killed too, as it would have died with it.
 """
 
 import errno
@@ -56,11 +62,15 @@ import time
 
 from _cni_launcher import setns  # type: ignore[import-not-found]
 
+from cni_macvlan.cni.statefile import check_private
+
 MAGIC = b"cni-macvlan-zygote/2"
 DEFAULT_SOCKET = "/run/cni-macvlan/zygote.sock"
 MAX_REQUEST = 192 * 1024
 MAX_CHILDREN = 256  # children and waiting connections; then callers wait in the backlog (2 s at most)
 REQUEST_WAIT = 2.0  # seconds a connection may take to send its request (the launcher's own deadline)
+ACCEPT_BATCH = 16  # connections taken per round of the loop: a flood of them can't starve the rest
+CHILD_WAIT = 5.0  # seconds a child waits for its caller before "go" (longer than the caller's deadline)
 USAGE = "usage: cni-macvlan zygote [--socket PATH] [--max-children N] [--verbose]"
 FDS = 6
 CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
@@ -79,10 +89,9 @@ def _build_or_none(path: str) -> bytes | None:
         return None
 
 
-def _same_ns(fd: int, kind: str) -> bool:
-    mine = os.stat(f"/proc/self/ns/{kind}")
-    theirs = os.fstat(fd)
-    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+def _ns_id(ns: int | str) -> tuple[int, int]:
+    st = os.fstat(ns) if isinstance(ns, int) else os.stat(ns)
+    return st.st_dev, st.st_ino
 
 
 def _peer_uid(conn: socket.socket) -> int:
@@ -94,31 +103,47 @@ class Refused(Exception):
     """The zygote can't serve from this path; the message says why and what to do."""
 
 
-def secure_directory(directory: str) -> None:
-    """Make sure only root can change ``directory`` (created 0700 if missing), or raise Refused."""
-    parent = os.path.dirname(os.path.abspath(directory)) or "/"
-    real_parent = os.path.realpath(parent)
-    path = "/"
-    for part in [p for p in real_parent.split("/") if p]:
-        path = os.path.join(path, part)
-        st = os.lstat(path)
-        if st.st_uid != 0 or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
-            raise Refused(f"{path} can be changed by a user other than root: put the socket elsewhere")
+def _status(pid: int | str) -> dict[str, str]:
+    """The fields of /proc/<pid>/status that say what a process may do."""
+    fields = {}
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f.read().decode(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp"):
+                fields[key] = value.strip()
+    return fields
+
+
+def _label(pid: int | str) -> str:
     try:
-        os.mkdir(directory, 0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(directory)
-    if stat.S_ISLNK(st.st_mode):
-        raise Refused(f"{directory} is a symlink: the socket's directory must be a real directory")
-    if not stat.S_ISDIR(st.st_mode):
-        raise Refused(f"{directory} is not a directory")
-    if st.st_uid != 0:
-        raise Refused(f"{directory} is owned by uid {st.st_uid}, not root: remove it, or use a directory of root's")
-    if st.st_mode & 0o022:
-        raise Refused(f"{directory} is writable by group or others (mode {st.st_mode & 0o7777:o}): chmod 0700 it")
-    if st.st_mode & 0o077:
-        os.chmod(directory, 0o700, follow_symlinks=False)  # root's and not writable by others: narrow it
+        with open(f"/proc/{pid}/attr/current", "rb") as f:
+            return f.read().decode(errors="replace").strip("\0\n ")
+    except OSError:
+        return ""
+
+
+class Privilege:
+    """What a process may do: its capabilities (effective, permitted, bounding), no_new_privs,
+    seccomp, user namespace and security label. A child of the zygote has the zygote's."""
+
+    def __init__(self, pid: int | str) -> None:
+        status = _status(pid)
+        self.caps = [int(status.get(k, "0"), 16) for k in ("CapEff", "CapPrm", "CapBnd")]
+        self.no_new_privs = status.get("NoNewPrivs", "0") != "0"
+        self.seccomp = status.get("Seccomp", "0") != "0"
+        st = os.stat(f"/proc/{pid}/ns/user")
+        self.userns = (st.st_dev, st.st_ino)
+        self.label = _label(pid)
+
+    def covers(self, other: "Privilege") -> bool:
+        """May a process with this privilege do everything ``other`` may?"""
+        return (
+            all(mine & theirs == theirs for mine, theirs in zip(self.caps, other.caps, strict=True))
+            and (other.no_new_privs or not self.no_new_privs)
+            and (other.seccomp or not self.seccomp)
+            and self.userns == other.userns
+            and self.label == other.label
+        )
 
 
 class Zygote:
@@ -139,15 +164,24 @@ class Zygote:
         self.listening = False  # the listener is in the poll set (see update_listening)
         self.starved = False  # out of descriptors: listen again once a child has ended
         self.wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # signals wake the poll (set_wakeup_fd)
+        self.privilege = Privilege("self")
+        self.own_ns = {kind: _ns_id(f"/proc/self/ns/{kind}") for kind in ("mnt", "net")}
 
     def log(self, line: str) -> None:
         if self.verbose:
-            sys.stderr.write(f"cni-macvlan zygote: {line}\n")
+            try:
+                sys.stderr.write(f"cni-macvlan zygote: {line}\n")
+            except OSError:
+                pass  # a log nobody reads any more stops nothing
 
     def listen(self) -> None:
-        """Bind the socket in a directory only root can change; refuse (Refused) otherwise."""
+        """Bind the socket in a directory only root can change (made 0700 if missing; the lease
+        store's rule, cni/statefile.check_private); refuse (Refused) otherwise."""
         assert self.listener is not None
-        secure_directory(os.path.dirname(self.path) or ".")
+        try:
+            check_private(os.path.dirname(self.path), create=0o700)
+        except OSError as e:
+            raise Refused(f"the socket's directory: {e.strerror}") from None
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
@@ -156,10 +190,13 @@ class Zygote:
             if not stat.S_ISSOCK(st.st_mode):
                 raise Refused(f"{self.path} exists and is not a socket: refusing to remove it")
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            probe.settimeout(1.0)
             try:
                 probe.connect(self.path)
                 if _peer_uid(probe) == 0:
                     raise Refused(f"another zygote is serving {self.path}")
+            except TimeoutError:  # its backlog is full: it is there, stopped or swamped
+                raise Refused(f"another zygote is serving {self.path} (it does not answer)") from None
             except (ConnectionRefusedError, FileNotFoundError):
                 pass  # a zygote that died left its socket
             finally:
@@ -191,16 +228,12 @@ class Zygote:
             if self.pending:
                 timeout = max(0, int((min(d for _, d in self.pending.values()) - time.monotonic()) * 1000) + 1)
             for fd, events in self.poll.poll(timeout):
-                if fd == self.wake[0]:
-                    os.read(fd, 64)
-                elif self.listener is not None and fd == self.listener.fileno():
-                    self.accept()
-                elif fd in self.pending:
-                    self.request(fd, events)
-                elif fd in self.children:
-                    self.reap(fd)
-                elif fd in self.callers:
-                    self.caller_gone(fd)
+                try:
+                    self.event(fd, events)
+                except Exception as e:  # one connection's trouble is that connection's alone
+                    self.log(f"dropped a connection: {type(e).__name__}: {e}")
+                    if fd in self.pending:
+                        self.drop(fd)
             now = time.monotonic()
             for fd in [fd for fd, (_, deadline) in self.pending.items() if deadline <= now]:
                 self.log("dropped a connection that sent no request in time")
@@ -210,6 +243,18 @@ class Zygote:
                 self.close_listener()
                 for fd in list(self.pending):
                     self.drop(fd)
+
+    def event(self, fd: int, events: int) -> None:
+        if fd == self.wake[0]:
+            os.read(fd, 64)
+        elif self.listener is not None and fd == self.listener.fileno():
+            self.accept()
+        elif fd in self.pending:
+            self.request(fd, events)
+        elif fd in self.children:
+            self.reap(fd)
+        elif fd in self.callers:
+            self.caller_gone(fd)
 
     def close_listener(self) -> None:
         assert self.listener is not None
@@ -228,7 +273,9 @@ class Zygote:
     def accept(self) -> None:
         """Take the waiting connections: a peer that is not root is closed before anything is read."""
         assert self.listener is not None
-        while len(self.children) + len(self.pending) < self.max_children:
+        for _ in range(ACCEPT_BATCH):  # then the others' requests get their turn
+            if len(self.children) + len(self.pending) >= self.max_children:
+                break
             try:
                 conn, _ = self.listener.accept()
             except BlockingIOError:
@@ -282,7 +329,7 @@ class Zygote:
         if not data or events & (select.POLLHUP | select.POLLRDHUP):
             conn.close()  # the caller is gone (it gave up): nothing to run
             return
-        if flags & socket.MSG_TRUNC or len(fields) < 5 or not fields[3].isdigit():
+        if flags & socket.MSG_TRUNC or len(fields) < 5 or not fields[3].isdigit() or len(fields[3]) > 6:
             why = "malformed request"
         elif fields[0] != MAGIC:
             why = "another protocol"
@@ -292,6 +339,8 @@ class Zygote:
                 self.stop = "a new build is installed"  # a supervisor starts us again on it
         elif not 1 <= int(fields[3]) <= len(fields) - 4:
             why = "malformed request"
+        elif not self.serves(conn):
+            why = "the caller may do less than the zygote (capabilities, no_new_privs, seccomp, namespace or label)"
         if why:
             self.decline(conn, why)
             conn.close()
@@ -310,6 +359,21 @@ class Zygote:
         self.callers[conn.fileno()] = pidfd
         self.poll.register(pidfd, select.POLLIN)
         self.poll.register(conn, select.POLLRDHUP)
+
+    def serves(self, conn: socket.socket) -> bool:
+        """May the caller do all that its child would? A child has the zygote's privilege, so a
+        caller with less (a root process stripped of capabilities, under seccomp or no_new_privs,
+        in a user namespace, confined by a security label) runs its plugin itself."""
+        pid, _, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        pidfd = os.pidfd_open(pid)  # the caller itself, while we read its /proc: not a reused pid
+        try:
+            theirs = Privilege(pid)
+            alive = not select.select([pidfd], [], [], 0)[0]
+        except OSError:
+            return False
+        finally:
+            os.close(pidfd)
+        return alive and theirs.covers(self.privilege)
 
     def update_listening(self) -> None:
         """Listen while a request can be taken: fewer than max_children children and waiting
@@ -375,12 +439,12 @@ class Zygote:
                 other.close()
             # Blocking from here: the caller answers at once, and if it goes away (its deadline
             # passed, or it was killed) every receive returns at once with nothing.
-            conn.setblocking(True)
+            conn.settimeout(CHILD_WAIT)  # a caller that stalls before "go" loses its child
             conn.send(b"ready")
             cwd, netns, mntns = _receive_fds(conn, fds, 3, b"fds")
-            if not _same_ns(mntns, "mnt"):
+            if _ns_id(mntns) != self.own_ns["mnt"]:
                 setns(mntns, CLONE_NEWNS)
-            if not _same_ns(netns, "net"):
+            if _ns_id(netns) != self.own_ns["net"]:
                 setns(netns, CLONE_NEWNET)
             os.fchdir(cwd)
             os.umask(int(fields[2], 8))
@@ -390,8 +454,9 @@ class Zygote:
             conn.send(b"started")
             try:
                 stdio = _receive_fds(conn, fds, 3, b"go")
-            except ConnectionError:
+            except (ConnectionError, TimeoutError):
                 os._exit(0)  # the caller gave up (it runs the request itself): run nothing
+            conn.settimeout(None)
             for target, fd in enumerate(stdio):
                 os.dup2(fd, target)
             for fd in fds:
@@ -471,7 +536,16 @@ def main(argv: list[str], bundle: str, run) -> None:  # type: ignore[no-untyped-
         raise SystemExit(USAGE)
     if os.geteuid() != 0:
         raise SystemExit("cni-macvlan zygote: run it as root (it serves root's plugin execs only)")
-    path = os.path.abspath(options["--socket"])
+    path = options["--socket"]
+    if not path.startswith("/"):
+        raise SystemExit(f"cni-macvlan zygote: --socket {path}: give an absolute path")
+    # descriptors inherited from whoever started us would reach every child and the IPAMs it execs
+    for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+        if fd > 2:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own, already closed
     zygote = Zygote(path, bundle, run, verbose, int(options["--max-children"]))
     try:
         zygote.listen()

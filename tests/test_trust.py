@@ -153,45 +153,76 @@ def test_the_launcher_gives_nothing_to_a_peer_that_is_not_root(fake: Any, tmp_pa
 
 @pytest.mark.parametrize(
     "case",
-    ["owned by a user", "root's, writable by others", "a symlink to a user's directory", "a user's parent"],
+    [
+        "owned by a user",
+        "root's, writable by others",
+        "root's, writable by its group",
+        "a symlink to a user's directory",
+        "under a user's directory",
+        "under a user's symlink",
+    ],
 )
 def test_the_zygote_refuses_a_socket_directory_others_can_change(scratch: Path, case: str) -> None:
     exe = dist_executable("cni-macvlan/cni-macvlan")
     d = scratch / "run"
+    users = scratch / "users"
+    users.mkdir()
+    os.chown(users, NOBODY, NOBODY)
     if case == "owned by a user":
         d.mkdir(mode=0o755)
         os.chown(d, NOBODY, NOBODY)
-        expected = "not root"
+        expected = f"{d} is owned by uid {NOBODY}"
     elif case == "root's, writable by others":
         d.mkdir()
         d.chmod(0o777)
-        expected = "writable by group or others"
+        expected = f"{d} is writable by others"
+    elif case == "root's, writable by its group":
+        d.mkdir()
+        d.chmod(0o770)
+        expected = f"{d} is writable by its group"
     elif case == "a symlink to a user's directory":
-        target = scratch / "users"
-        target.mkdir()
-        os.chown(target, NOBODY, NOBODY)
-        d.symlink_to(target)
-        expected = "is a symlink"
-    else:
-        users = scratch / "users"
-        users.mkdir()
-        os.chown(users, NOBODY, NOBODY)
+        d.symlink_to(users)
+        expected = f"{d} is not a plain directory (a symlink)"
+    elif case == "under a user's directory":
         d = users / "run"
         d.mkdir(mode=0o700)
-        expected = "can be changed by a user other than root"
+        expected = f"{users} is owned by uid {NOBODY}"
+    else:  # a user's link above a directory of root's: the user could point it elsewhere at any time
+        real = scratch / "real"
+        (real / "run").mkdir(parents=True, mode=0o700)
+        subprocess.run([*AS_NOBODY, "ln", "-s", str(real), str(users / "link")], check=True)
+        d = users / "link" / "run"
+        expected = f"{users} is owned by uid {NOBODY}"
     message = zygote_refuses(exe, d / "z.sock", scratch / "refused.log")
     assert expected in message, message
     assert not (d / "z.sock").exists()
 
 
-def test_a_directory_of_roots_readable_by_others_is_narrowed_to_0700(own_zygote: Any, scratch: Path) -> None:
-    d = scratch / "run"
-    d.mkdir(mode=0o755)
-    z = own_zygote(d / "z.sock")
-    assert d.stat().st_mode & 0o777 == 0o700
-    assert z.socket.stat().st_mode & 0o777 == 0o600
-    assert host_local_add(scratch / "leases", z.env).ok()
-    assert z.served() == 1
+def test_the_socket_directory_is_made_0700_and_one_of_roots_is_used_as_it_is(own_zygote: Any, scratch: Path) -> None:
+    """Made 0700 when missing; an existing directory of root's that no one else can write (as /run)
+    is used as it is, never narrowed. Either way the socket is 0600."""
+    made = own_zygote(scratch / "made" / "z.sock")
+    assert (scratch / "made").stat().st_mode & 0o777 == 0o700
+    existing = scratch / "run"
+    existing.mkdir(mode=0o755)
+    z = own_zygote(existing / "z.sock")
+    assert existing.stat().st_mode & 0o777 == 0o755, "not narrowed"
+    for zygote in (made, z):
+        assert zygote.socket.stat().st_mode & 0o777 == 0o600
+        assert host_local_add(scratch / f"leases-{zygote.proc.pid}", zygote.env).ok()
+        assert zygote.served() == 1
+
+
+def test_a_relative_socket_path_is_refused(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [str(dist_executable("cni-macvlan/cni-macvlan")), "zygote", "--socket", "z.sock"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert out.returncode != 0 and "give an absolute path" in out.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_user_serving_the_path_is_no_zygote_and_does_not_stop_the_real_one(own_zygote: Any, scratch: Path) -> None:
@@ -400,3 +431,90 @@ def test_served_and_exec_d_agree_for_any_argv_and_environment(own_zygote: Any, t
     assert z.served() == before + 1, z.log_text()
     assert served == plain
     assert plain[0] in (0, 1) and "Traceback" not in plain[2], plain
+
+
+# ---- beyond the findings: a caller with less privilege, a malformed request, inherited descriptors ----
+
+CAPS_SPY = """#!/bin/sh
+cat >/dev/null
+grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > "$0.caps"
+ls /proc/$$/fd > "$0.fds"
+printf '{"cniVersion":"1.0.0","code":11,"msg":"spied"}'
+exit 1
+"""
+
+
+def caps_spy(directory: Path) -> Path:
+    """A CNI_PATH with our macvlan and an IPAM that records its capabilities and descriptors."""
+    bindir = directory / "bin"
+    bindir.mkdir()
+    (bindir / "macvlan").symlink_to(dist_executable("fast/macvlan").resolve())
+    spy = bindir / "spy"
+    spy.write_text(CAPS_SPY)
+    spy.chmod(0o755)
+    return bindir
+
+
+def spied_del(bindir: Path, socket_path: str, prefix: list[str]) -> str:
+    """A macvlan DEL (no namespace: it execs only the IPAM, the spy); what the spy saw."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **cni_env("DEL", CNI_PATH=str(bindir), CNI_NETNS=""),
+        "CNI_MACVLAN_ZYGOTE": socket_path,
+    }
+    conf = {"cniVersion": "1.0.0", "name": "n", "type": "macvlan", "master": "eth9", "ipam": {"type": "spy"}}
+    out = subprocess.run([*prefix, str(bindir / "macvlan")], input=json_bytes(conf), env=env, capture_output=True)
+    assert out.returncode == 1 and b"spied" in out.stdout, out
+    return (bindir / "spy.caps").read_text()
+
+
+def test_a_root_caller_that_may_do_less_than_the_zygote_is_not_served(own_zygote: Any, tmp_path: Path) -> None:
+    """uid 0 without capabilities, under no_new_privs (a root service locked down, a container's
+    root): a child of the zygote would have all of the zygote's privilege, so the caller is declined
+    and its plugin, and the IPAM that plugin execs, run with what the caller has."""
+    z = own_zygote()
+    bindir = caps_spy(tmp_path)
+    stripped = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs", "--"]
+    exec_d = spied_del(bindir, "", stripped)
+    assert "CapEff:\t0000000000000000" in exec_d and "NoNewPrivs:\t1" in exec_d, exec_d
+    assert spied_del(bindir, str(z.socket), stripped) == exec_d
+    assert z.served() == 0 and "declined: the caller may do less than the zygote" in z.log_text()
+    full = spied_del(bindir, str(z.socket), [])  # a root caller with every capability is served
+    assert z.served() == 1 and "NoNewPrivs:\t0" in full
+
+
+def test_a_malformed_request_costs_that_connection_only(own_zygote: Any, tmp_path: Path) -> None:
+    z = own_zygote()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(str(z.socket))
+    s.send(b"\0".join([b"cni-macvlan-zygote/2", b"x", b"22", b"9" * 5000, b"argv0", b"A=1"]))
+    assert s.recv(64) == b"declined: malformed request"
+    s.close()
+    assert z.proc.poll() is None
+    assert host_local_add(tmp_path / "leases", z.env).ok()
+    assert z.served() == 1
+
+
+def test_descriptors_the_zygote_was_started_with_reach_no_child(tmp_path: Path) -> None:
+    """A service manager (or a shell) may start the zygote with descriptors open: none of them may
+    reach the plugins it serves, nor the IPAM they exec."""
+    opened = os.open(tmp_path, os.O_RDONLY)
+    leaked = os.dup2(opened, 77)  # a number no shell keeps for itself; pass_fds keeps it open in the zygote
+    os.close(opened)
+    try:
+        z = Zygote(
+            dist_executable("cni-macvlan/cni-macvlan"),
+            tmp_path / "run" / "z.sock",
+            tmp_path / "z.log",
+            pass_fds=(leaked,),
+        )
+    finally:
+        os.close(leaked)
+    try:
+        bindir = caps_spy(tmp_path)
+        spied_del(bindir, str(z.socket), [])
+        assert z.served() == 1
+        fds = set((bindir / "spy.fds").read_text().split())
+        assert str(leaked) not in fds, fds
+    finally:
+        z.stop()

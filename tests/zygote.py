@@ -13,7 +13,9 @@ SOCKET_ENV = "CNI_MACVLAN_ZYGOTE"
 
 
 class Zygote:
-    def __init__(self, executable: Path, socket: Path, log: Path, *options: str) -> None:
+    def __init__(
+        self, executable: Path, socket: Path, log: Path, *options: str, pass_fds: tuple[int, ...] = ()
+    ) -> None:
         self.executable = executable
         self.socket = socket
         self.log = log
@@ -24,6 +26,7 @@ class Zygote:
                 stdout=out,
                 stderr=out,
                 env={"PATH": "/usr/bin:/bin"},
+                pass_fds=pass_fds,
             )
         deadline = time.monotonic() + 10
         while f"serving {socket} (pid {self.proc.pid})" not in self.log_text():
