@@ -56,12 +56,12 @@ UNITDIR ?= /etc/systemd/system
 install: build
 	install -d $(PREFIX)
 ifeq ($(LAYOUT),single)
-	install -m 0755 dist/host-local dist/macvlan $(PREFIX)/
+	for p in $$(ls dist/fast); do install -m 0755 dist/$$p $(PREFIX)/; done
 else
 	rm -rf $(LIBDIR).new && mkdir -p $(dir $(LIBDIR)) && cp -a dist/cni-macvlan $(LIBDIR).new
 	sed 's#@LIBDIR@#$(LIBDIR)#g' launcher/cni-macvlan-zygote.service > $(LIBDIR).new/cni-macvlan-zygote.service
 	rm -rf $(LIBDIR) && mv $(LIBDIR).new $(LIBDIR)
-	for p in macvlan host-local; do ln -sfn $(LIBDIR)/cni-macvlan $(PREFIX)/$$p; done
+	for p in $$(ls dist/fast); do ln -sfn $(LIBDIR)/cni-macvlan $(PREFIX)/$$p; done  # the plugin names build.spec made (cni_macvlan/plugins.py)
 ifeq ($(ZYGOTE),yes)
 	@if [ -d /run/systemd/system ]; then \
 		install -m 0644 $(LIBDIR)/cni-macvlan-zygote.service $(UNITDIR)/ && systemctl daemon-reload && \

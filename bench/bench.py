@@ -2,7 +2,7 @@
 
     python bench/bench.py [--runs N] [--fast DIR] [--single DIR] [--no-zygote] [--json FILE]
 
-Runs in a private namespace lab (tests/netns.py): the benchmark process enters the node namespace
+Runs in a private namespace lab (tests/support/lab.py): the benchmark process enters the node namespace
 itself, so each timing is one exec of a plugin, as a runtime pays it. Ours and Go's alternate call by
 call, so drift on a shared machine hits both alike; read the ratios, not the absolute times.
 """
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cni_macvlan.links.netlink import setns  # noqa: E402
-from tests.netns import SUBNET4, Lab  # noqa: E402
+from tests.support.lab import SUBNET4, Lab  # noqa: E402
 
 GO = Path("/usr/lib/cni")
 
@@ -97,7 +97,7 @@ def main() -> None:
     stores = tempfile.mkdtemp(prefix="cni-bench-")
     zygote = None
     if args.zygote:  # started from the node's namespace, as its service would be
-        from tests.zygote import Zygote
+        from tests.support.zygote import Zygote
 
         tree = (Path(args.fast) / "macvlan").resolve()
         zygote = Zygote(tree, Path(stores) / "zygote.sock", Path(stores) / "zygote.log")
@@ -108,7 +108,7 @@ def main() -> None:
     etcd = None
     try:
         if args.etcd and shutil.which("etcd"):  # one member, on a unix socket the node namespace can reach
-            from tests.etcd import EtcdCluster
+            from tests.support.etcd import EtcdCluster
 
             etcd = EtcdCluster(Path(stores), 1)
         node_fd = os.open(f"/run/netns/{lab.node}", os.O_RDONLY)

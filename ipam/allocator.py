@@ -32,10 +32,6 @@ class Allocation:
         return format_cidr(self.family, self.value, self.prefix)
 
     @property
-    def ip(self) -> str:
-        return format_ip(self.family, self.value)
-
-    @property
     def gateway_ip(self) -> str:
         return format_ip(self.family, self.gateway)
 

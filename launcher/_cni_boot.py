@@ -14,7 +14,7 @@ zipimport loads the stdlib from there, the bundle is one member of it, and exten
 
 import marshal
 import sys
-from _frozen_importlib import ModuleSpec  # type: ignore[import-not-found]
+from _frozen_importlib import ModuleSpec
 
 BUNDLE = "_cni_modules.bin"
 
@@ -38,8 +38,8 @@ class Bundle:
                 continue
             is_package, code = self.modules[name]
             module = new_module(name)
-            module.__spec__ = ModuleSpec(name, self, origin=BUNDLE, is_package=is_package)
-            module.__loader__ = self
+            module.__spec__ = ModuleSpec(name, self, origin=BUNDLE, is_package=is_package)  # type: ignore[arg-type]
+            module.__loader__ = self  # type: ignore[assignment]
             parent, _, child = name.rpartition(".")
             module.__package__ = name if is_package else parent
             if is_package:
@@ -57,7 +57,7 @@ class Bundle:
         entry = self.modules.get(name)
         if entry is None:
             return None
-        return ModuleSpec(name, self, origin=BUNDLE, is_package=entry[0])
+        return ModuleSpec(name, self, origin=BUNDLE, is_package=entry[0])  # type: ignore[arg-type]
 
     def create_module(self, spec):  # type: ignore[no-untyped-def]
         return None  # the default module object
@@ -81,7 +81,7 @@ class ArchiveExtensions:
         except OSError:
             return None
         import os
-        from _frozen_importlib_external import ExtensionFileLoader  # type: ignore[import-not-found]
+        from _frozen_importlib_external import ExtensionFileLoader
 
         fd = os.memfd_create(name)
         view = memoryview(data)

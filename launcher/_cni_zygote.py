@@ -383,6 +383,7 @@ class Zygote:
         if want == self.listening:
             return
         self.listening = want
+        assert self.listener is not None  # listening changes only while there is a listener
         if want:
             self.poll.register(self.listener, select.POLLIN)
         else:

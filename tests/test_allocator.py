@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from cni_macvlan.cni.ip import parse_ip
 from ipam.allocator import AllocationError, allocate
-from ipam.ranges import Exclusions, parse_range_set
-from tests.helpers import MemStore
+from ipam.ranges import Exclusions, RangeSet, parse_range_set
+from tests.support.memstore import MemStore
 
 NONE = Exclusions()
 
@@ -58,18 +58,18 @@ def test_allocates_ips_in_round_robin(subnets: list[str], ipmap: dict[str, str],
     rs = parse_range_set([{"subnet": s} for s in subnets])
     store = store_with(ipmap, last)
     got = allocate(store, rs, "0", "ID", "eth0", NONE)
-    assert got.ip == expected
+    assert got.address.split("/")[0] == expected
     assert store.files[parse_ip(expected)] == ("ID", "eth0")
     assert store.last["0"] == parse_ip(expected)
 
 
-def mkalloc() -> tuple[MemStore, object]:
+def mkalloc() -> tuple[MemStore, RangeSet]:
     return MemStore(), parse_range_set([{"subnet": "192.168.1.0/29"}])
 
 
 def test_does_not_allocate_the_broadcast_address() -> None:
     store, rs = mkalloc()
-    got = [allocate(store, rs, "0", f"ID{i}", "eth0", NONE).ip for i in range(5)]
+    got = [allocate(store, rs, "0", f"ID{i}", "eth0", NONE).address.split("/")[0] for i in range(5)]
     assert got == [f"192.168.1.{i}" for i in (2, 3, 4, 5, 6)]
     with pytest.raises(AllocationError, match="no IP addresses available in range set: 192.168.1.1-192.168.1.6"):
         allocate(store, rs, "0", "ID5", "eth0", NONE)
@@ -78,15 +78,15 @@ def test_does_not_allocate_the_broadcast_address() -> None:
 def test_allocates_in_a_round_robin_fashion_after_release() -> None:
     store, rs = mkalloc()
     first = allocate(store, rs, "0", "ID", "eth0", NONE)
-    assert first.ip == "192.168.1.2"
+    assert first.address.split("/")[0] == "192.168.1.2"
     store.release_by_attachment("ID", "eth0")
-    assert allocate(store, rs, "0", "ID", "eth0", NONE).ip == "192.168.1.3"
+    assert allocate(store, rs, "0", "ID", "eth0", NONE).address.split("/")[0] == "192.168.1.3"
 
 
 def test_allocates_the_requested_ip() -> None:
     store, rs = mkalloc()
     got = allocate(store, rs, "0", "ID", "eth0", NONE, parse_ip("192.168.1.5"))
-    assert (got.ip, got.address, got.gateway_ip) == ("192.168.1.5", "192.168.1.5/29", "192.168.1.1")
+    assert (got.address, got.gateway_ip) == ("192.168.1.5/29", "192.168.1.1")
 
 
 def test_fails_when_the_requested_ip_is_allocated() -> None:
@@ -120,7 +120,7 @@ def test_a_second_allocation_for_the_same_attachment_is_refused() -> None:
     allocate(store, rs, "0", "ID", "eth0", NONE)
     with pytest.raises(AllocationError, match="192.168.1.2 has been allocated to ID, duplicate allocation"):
         allocate(store, rs, "0", "ID", "eth0", NONE)
-    assert allocate(store, rs, "0", "ID", "net1", NONE).ip == "192.168.1.3"
+    assert allocate(store, rs, "0", "ID", "net1", NONE).address.split("/")[0] == "192.168.1.3"
 
 
 def test_the_first_ip_of_the_next_range_follows_the_end_of_a_range() -> None:
@@ -131,9 +131,9 @@ def test_the_first_ip_of_the_next_range_follows_the_end_of_a_range() -> None:
         ]
     )
     store = store_with({}, "10.0.0.6")
-    assert allocate(store, rs, "0", "ID", "eth0", NONE).ip == "10.0.1.7"
+    assert allocate(store, rs, "0", "ID", "eth0", NONE).address.split("/")[0] == "10.0.1.7"
     store = store_with({}, "10.0.1.9")
-    assert allocate(store, rs, "0", "ID", "eth0", NONE).ip == "10.0.0.5"
+    assert allocate(store, rs, "0", "ID", "eth0", NONE).address.split("/")[0] == "10.0.0.5"
 
 
 # ---- properties: never a duplicate, never network/broadcast/gateway/excluded ----
@@ -165,7 +165,7 @@ def test_allocation_properties(
             if cid in live:
                 continue
             try:
-                got = allocate(store, rs, "0", cid, "eth0", ex).ip
+                got = allocate(store, rs, "0", cid, "eth0", ex).address.split("/")[0]
             except AllocationError as e:
                 assert "no IP addresses available" in str(e)
                 assert len(live) == len(usable), "refused while addresses were free"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import dist_executable
-from tests.helpers import cni_env, ipam_conf, json_bytes, run_exec
+from tests.support.configs import ipam_conf
+from tests.support.layouts import dist_executable
+from tests.support.runners import cni_env, json_bytes, run_exec
 
 N = 32
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import helpers, netns
-from tests.conftest import MacvlanRunner, dist_executable
-from tests.helpers import Outcome, cni_env, json_bytes, run_exec
-from tests.netns import Lab, lease_files
+from tests.support import configs
+from tests.support.lab import Lab, lease_files
+from tests.support.layouts import dist_executable
+from tests.support.runners import MacvlanRunner, Outcome, cni_env, json_bytes, run_exec
 
 pytestmark = pytest.mark.exec
 
@@ -30,7 +30,7 @@ def store_files(data_dir: Path, network: str) -> dict[str, bytes]:
 
 
 def ipam_conf(data_dir: Path) -> dict:
-    return helpers.ipam_conf(data_dir, "crashnet", "10.66.0.0/29")
+    return configs.ipam_conf(data_dir, "crashnet", "10.66.0.0/29")
 
 
 @pytest.mark.parametrize("layout", ["host-local", "fast/host-local"])
@@ -82,7 +82,7 @@ def killed(out: Outcome, step: str) -> None:
 
 
 def macvlan_conf(tmp_path: Path) -> dict:
-    return netns.macvlan_conf("crashnet", tmp_path / "leases", tmp_path / "state")
+    return configs.macvlan_conf("crashnet", tmp_path / "leases", tmp_path / "state")
 
 
 @pytest.mark.netns

@@ -10,8 +10,9 @@ import pytest
 
 from cni_macvlan.cni import delegate
 from cni_macvlan.cni.errors import CNIError
-from tests.conftest import dist_executable, go_plugin
-from tests.helpers import cni_env, ipam_conf, json_bytes
+from tests.support.configs import ipam_conf
+from tests.support.layouts import dist_executable, go_plugin
+from tests.support.runners import cni_env, json_bytes
 
 
 def conf(data_dir: Path) -> dict:
@@ -24,11 +25,11 @@ def test_delegated_add_check_del(impl: str, data_dir: Path) -> None:
     path = [str(exe.parent)]
     env = cni_env("ADD", CNI_PATH=str(exe.parent))
     stdin = json_bytes(conf(data_dir))
-    result = delegate.call("host-local", "ADD", env, path, stdin, "1.0.0")
+    result = delegate.invoke(delegate.find_in_path("host-local", path), "ADD", env, stdin, "1.0.0")
     assert result is not None
     assert [ip.address for ip in result.ips] == ["10.70.0.2/24"]
-    assert delegate.call("host-local", "CHECK", env, path, stdin, "1.0.0") is None
-    assert delegate.call("host-local", "DEL", env, path, stdin, "1.0.0") is None
+    assert delegate.invoke(delegate.find_in_path("host-local", path), "CHECK", env, stdin, "1.0.0") is None
+    assert delegate.invoke(delegate.find_in_path("host-local", path), "DEL", env, stdin, "1.0.0") is None
     assert [p.name for p in (data_dir / "dnet").iterdir() if p.name[0].isdigit()] == []
 
 
@@ -37,7 +38,9 @@ def test_a_delegate_error_keeps_its_code_and_message(data_dir: Path) -> None:
     bad = conf(data_dir)
     bad["ipam"]["subnet"] = "10.70.0.5/24"
     with pytest.raises(CNIError) as e:
-        delegate.call("host-local", "ADD", cni_env("ADD"), [str(exe.parent)], json_bytes(bad), "1.0.0")
+        delegate.invoke(
+            delegate.find_in_path("host-local", [str(exe.parent)]), "ADD", cni_env("ADD"), json_bytes(bad), "1.0.0"
+        )
     assert e.value.code == 7
     assert "10.70.0.0" in e.value.msg
 
@@ -59,7 +62,7 @@ def test_a_delegate_that_prints_garbage_is_reported(tmp_path: Path) -> None:
     script.write_text("#!/bin/sh\necho 'panic: nil map'\nexit 2\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     with pytest.raises(CNIError) as e:
-        delegate.call("broken", "ADD", dict(os.environ), [str(tmp_path)], b"{}", "1.0.0")
+        delegate.invoke(delegate.find_in_path("broken", [str(tmp_path)]), "ADD", dict(os.environ), b"{}", "1.0.0")
     assert e.value.msg == 'netplugin failed: "panic: nil map": exit status 2'
 
 
@@ -69,11 +72,10 @@ def test_the_delegate_gets_the_verb_environment_and_whole_config(tmp_path: Path)
         '#!/bin/sh\nread -r conf\nprintf \'{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.9/24"}],"dns":{"domain":"%s-%s"}}\' "$CNI_COMMAND" "$CNI_IFNAME"\n'
     )
     script.chmod(0o755)
-    result = delegate.call(
-        "echoer",
+    result = delegate.invoke(
+        delegate.find_in_path("echoer", [str(tmp_path)]),
         "ADD",
         {"CNI_IFNAME": "net1", "PATH": "/usr/bin:/bin"},
-        [str(tmp_path)],
         b'{"x":1}\n',
         "1.0.0",
     )

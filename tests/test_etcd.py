@@ -1,4 +1,4 @@
-"""The etcd lease store against real etcd servers (tests/etcd.py): the same verbs as the disk store,
+"""The etcd lease store against real etcd servers (tests/support/etcd.py): the same verbs as the disk store,
 reservations atomic and idempotent across nodes, and a clear "try again later" when etcd can't answer."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import pytest
 
 from ipam.etcd import EtcdStore
 from ipam.etcd_client import Client
-from tests.conftest import Runner, dist_executable, needed
-from tests.etcd import ETCD, EtcdCluster, make_pki
-from tests.helpers import cni_env, json_bytes, run_exec
+from tests.support.configs import ipam_conf
+from tests.support.etcd import ETCD, EtcdCluster, make_pki
+from tests.support.layouts import dist_executable, needed
+from tests.support.runners import Runner, cni_env, json_bytes, run_exec
 
 pytestmark = pytest.mark.etcd
 
@@ -59,12 +60,7 @@ def etcd_tls(tmp_path: Path, pki: dict[str, Path]):
 def conf(etcd: EtcdCluster, version: str = "1.0.0", name: str = "shared", **ipam: Any) -> dict[str, Any]:
     store = {"type": "etcd", "endpoints": etcd.endpoints, "prefix": "/t", "timeout": 0.3, "deadline": 2}
     store.update(ipam.pop("store", {}))
-    return {
-        "cniVersion": version,
-        "name": name,
-        "type": "host-local",
-        "ipam": {"type": "host-local", "subnet": "10.60.0.0/24", "store": store, **ipam},
-    }
+    return ipam_conf(None, name, "10.60.0.0/24", version, top={"type": "host-local"}, ipam={"store": store, **ipam})
 
 
 def leases(etcd: EtcdCluster, network: str = "shared") -> dict[str, str]:
@@ -158,8 +154,8 @@ def test_etcd_down_means_try_again_later_and_nothing_changes(host_local: Runner,
     ],
 )
 def test_store_config_errors_name_the_key(host_local: Runner, store: Any, message: str) -> None:
-    config = {"cniVersion": "1.0.0", "name": "n", "ipam": {"type": "host-local", "subnet": "10.60.0.0/24"}}
-    config["ipam"]["store"] = store
+    ipam: dict[str, Any] = {"type": "host-local", "subnet": "10.60.0.0/24", "store": store}
+    config = {"cniVersion": "1.0.0", "name": "n", "ipam": ipam}
     err = host_local("ADD", config).error
     assert err["code"] == 7 and message in err["msg"], err
 
@@ -168,8 +164,8 @@ def test_store_config_errors_name_the_key(host_local: Runner, store: Any, messag
 def test_two_nodes_adding_at_once_never_share_an_address(lab: Any, tmp_path: Path, etcd: EtcdCluster) -> None:
     """Two nodes (two namespace topologies, each with its own plugin runs) on one etcd, 100 macvlan
     ADDs each, all at once: 200 distinct addresses; every DEL releases its lease."""
-    from tests.conftest import MacvlanRunner
-    from tests.netns import Lab
+    from tests.support.lab import Lab
+    from tests.support.runners import MacvlanRunner
 
     exe = dist_executable("fast/macvlan")
     other = Lab()

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MacvlanRunner, dist_executable
-from tests.examples import EXAMPLES, addresses, load
-from tests.netns import Lab, lease_files, sh
+from tests.support.examples import EXAMPLES, addresses, load
+from tests.support.lab import Lab, lease_files, sh
+from tests.support.layouts import dist_executable
+from tests.support.runners import MacvlanRunner
 
 pytestmark = pytest.mark.netns
 

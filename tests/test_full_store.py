@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import helpers, netns
-from tests.conftest import MacvlanRunner, Runner
-from tests.helpers import fill, read_only
-from tests.netns import Lab, lease_files
+from tests.support import configs
+from tests.support.fs import fill, read_only
+from tests.support.lab import Lab, lease_files
+from tests.support.runners import MacvlanRunner, Runner
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 
 def ipam_conf(data_dir: Path) -> dict:
-    return helpers.ipam_conf(data_dir, "tight", "10.66.0.0/28")
+    return configs.ipam_conf(data_dir, "tight", "10.66.0.0/28")
 
 
 def test_add_on_a_full_disk_fails_with_code_5_and_changes_nothing(host_local: Runner, fs: Path, data_dir: Path) -> None:
@@ -72,7 +72,7 @@ def test_a_read_only_store_without_the_network_yet_refuses_add(host_local: Runne
 
 
 def macvlan_conf(data_dir: Path, state_dir: Path) -> dict:
-    return netns.macvlan_conf("tight", data_dir, state_dir)
+    return configs.macvlan_conf("tight", data_dir, state_dir)
 
 
 @pytest.mark.netns

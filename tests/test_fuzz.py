@@ -192,7 +192,8 @@ def test_macvlan_add_in_namespaces_succeeds_cleanly_or_changes_nothing(
 ) -> None:
     """Fuzzed configs through the real executable in the lab: a result whose link DEL then removes,
     or a CNI error and the node exactly as it was."""
-    from tests.conftest import MacvlanRunner, dist_executable
+    from tests.support.layouts import dist_executable
+    from tests.support.runners import MacvlanRunner
 
     run = MacvlanRunner(lab, dist_executable("fast/macvlan").parent, "fast")
     store = tmp_path / f"s{abs(hash(json.dumps(config, sort_keys=True, default=str))) % 10**9}"

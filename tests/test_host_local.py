@@ -10,21 +10,17 @@ from typing import Any
 
 import pytest
 
-from tests.cni_schema import validate_error, validate_result
-from tests.conftest import ALL_VERSIONS, Runner
+from tests.support.cni_schema import validate_error, validate_result
+from tests.support.configs import ipam_conf
+from tests.support.layouts import ALL_VERSIONS
+from tests.support.runners import Runner
 
 V4_ONLY_SCHEMAS = ("0.1.0", "0.2.0")
 
 
 def conf(version: str, data_dir: Path, ipam: dict[str, Any], name: str = "mynet", **top: Any) -> dict[str, Any]:
-    return {
-        "cniVersion": version,
-        "name": name,
-        "type": "ipvlan",
-        "master": "foo0",
-        "ipam": {"type": "host-local", "dataDir": str(data_dir), **ipam},
-        **top,
-    }
+    """The shape of upstream's host-local tests (a network of an ipvlan on foo0)."""
+    return ipam_conf(data_dir, name, None, version, top={"type": "ipvlan", "master": "foo0", **top}, ipam=ipam)
 
 
 def ips_of(result: dict[str, Any]) -> list[tuple[str, str]]:

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MacvlanRunner
-from tests.netns import Lab, macvlan_conf
+from tests.support.configs import macvlan_conf
+from tests.support.lab import Lab
+from tests.support.runners import MacvlanRunner
 
 pytestmark = pytest.mark.netns
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GO_VERSIONS, dist_executable, go_plugin
-from tests.helpers import Outcome, cni_env, json_bytes, run_exec
+from tests.support.configs import ipam_conf
+from tests.support.layouts import GO_VERSIONS, dist_executable, go_plugin
+from tests.support.runners import Outcome, cni_env, json_bytes, run_exec
 
 pytestmark = pytest.mark.interop
 
@@ -30,12 +31,7 @@ def go() -> Path:
 
 def conf(data_dir: Path, version: str = "1.0.0", **ipam: Any) -> dict[str, Any]:
     ipam = ipam or {"subnet": "10.9.0.0/24", "routes": [{"dst": "0.0.0.0/0"}]}
-    return {
-        "cniVersion": version,
-        "name": "shared",
-        "type": "macvlan",
-        "ipam": {"type": "host-local", "dataDir": str(data_dir), **ipam},
-    }
+    return ipam_conf(data_dir, "shared", None, version, top={"type": "macvlan"}, ipam=ipam)
 
 
 def run(exe: Path, command: str, config: dict[str, Any], cid: str, ifname: str = "eth0", **env: str) -> Outcome:

@@ -6,21 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GO_VERSIONS, dist_executable, go_plugin
-from tests.netns import GATEWAY4, SUBNET4, Lab, lease_files
+from tests.support.configs import macvlan_conf
+from tests.support.lab import GATEWAY4, Lab, lease_files
+from tests.support.layouts import GO_VERSIONS, dist_executable, go_plugin
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
 
 def conf(data_dir: Path, version: str) -> dict:
-    return {
-        "cniVersion": version,
-        "name": "mixnet",
-        "type": "macvlan",
-        "master": "upl0",
-        "stateDir": str(data_dir / "parents-state"),
-        "ipam": {"type": "host-local", "subnet": SUBNET4, "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(data_dir)},
-    }
+    state = data_dir / "parents-state"
+    return macvlan_conf("mixnet", data_dir, state, version=version, ipam_extra={"routes": [{"dst": "0.0.0.0/0"}]})
 
 
 def env(command: str, netns: str, cid: str, cni_path: Path) -> dict[str, str]:

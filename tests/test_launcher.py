@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests import helpers
-from tests.conftest import dist_executable
-from tests.helpers import cni_env, json_bytes, run_exec
+from tests.support import configs
+from tests.support.layouts import dist_executable
+from tests.support.runners import cni_env, json_bytes, run_exec
 
 LAYOUTS = ["host-local", "fast/host-local"]
 
 
 def ipam_conf(data_dir: Path, name: str = "launch") -> dict[str, object]:
-    return helpers.ipam_conf(data_dir, name, "10.66.0.0/29")
+    return configs.ipam_conf(data_dir, name, "10.66.0.0/29")
 
 
 def test_a_single_file_runs_alone_and_unpacks_nothing(tmp_path: Path) -> None:
@@ -149,10 +149,10 @@ def test_every_module_of_ours_is_preloaded_for_add_check_and_del(lab, tmp_path: 
     """build.spec records the modules each plugin imports; the launcher runs them before the plugin
     starts (launcher/_cni_boot.py, preload). A module of ours imported the slow way (through the
     import system: `-X importtime` lists it) is one the recorded order missed."""
-    from tests.conftest import MacvlanRunner
-    from tests.netns import macvlan_conf
+    from tests.support.configs import macvlan_conf
+    from tests.support.runners import MacvlanRunner
 
-    run = MacvlanRunner(lab, dist_executable(layout).parent, "dist")
+    run = MacvlanRunner(lab, dist_executable(layout).parent, "single")
     conf = macvlan_conf("preload", tmp_path / "leases", tmp_path / "state")
     c1 = lab.container("c1")
     slow: list[str] = []

@@ -5,16 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import Runner
+from tests.support.configs import ipam_conf
+from tests.support.runners import Runner
 
 
 def conf(data_dir: Path, **top: object) -> dict:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "lognet",
-        "ipam": {"type": "host-local", "subnet": "10.1.2.0/24", "dataDir": str(data_dir)},
-        **top,
-    }
+    return ipam_conf(data_dir, "lognet", "10.1.2.0/24", top=top)
 
 
 def test_a_log_file_from_the_config(host_local: Runner, data_dir: Path, tmp_path: Path) -> None:

@@ -9,34 +9,26 @@ from typing import Any
 
 import pytest
 
-from tests.cni_schema import validate_result
-from tests.conftest import ALL_VERSIONS, MacvlanRunner
-from tests.netns import GATEWAY4, GATEWAY6, SUBNET4, SUBNET6, Lab, lease_files
+from tests.support import kernel
+from tests.support.cni_schema import validate_result
+from tests.support.configs import macvlan_conf
+from tests.support.lab import GATEWAY4, GATEWAY6, SUBNET4, SUBNET6, Lab, lease_files
+from tests.support.layouts import ALL_VERSIONS
+from tests.support.runners import MacvlanRunner
 
 pytestmark = pytest.mark.netns
 V020 = ("0.1.0", "0.2.0")
 
 
 def conf(data_dir: Path, version: str = "1.0.0", ipam: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "cniVersion": version,
-        "name": "mvnet",
-        "type": "macvlan",
-        "master": "upl0",
-        "mode": "bridge",
-        "stateDir": str(data_dir.parent / "parents-state"),
-    }
     if ipam is None:
         ipam = {
             "type": "host-local",
             "ranges": [[{"subnet": SUBNET4, "gateway": GATEWAY4}]],
             "routes": [{"dst": "0.0.0.0/0"}],
         }
-    if ipam:
-        ipam = {"dataDir": str(data_dir), **ipam}
-    base["ipam"] = ipam
-    base.update(top)
-    return base
+    state = data_dir.parent / "parents-state"
+    return macvlan_conf("mvnet", data_dir, state, version=version, ipam=ipam, **{"mode": "bridge", **top})
 
 
 def with_prev(config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +66,13 @@ def test_add_del_with_host_local(
     config = conf(data_dir, version, **master_for(lab, ns, link_in_container))
     result = macvlan("ADD", config, ns, ifname="macvl0", container_id="dummy").ok()
     validate_result(result)
+    seen = kernel.link(ns, "macvl0")  # pyroute2's view, independent of our netlink code and of ip(8)
+    assert seen is not None and (seen.kind, seen.mode) == ("macvlan", "bridge")
+    assert seen.addresses == [
+        (result["ip4"] if version in V020 else result["ips"][0])["ip" if version in V020 else "address"]
+    ]
     link = lab.links(ns)["macvl0"]
+    assert seen.mac == link["address"] and seen.index == link["ifindex"]
     assert link["linkinfo"]["info_kind"] == "macvlan"
     assert link["linkinfo"]["info_data"]["mode"] == "bridge"
     assert len(v4_addresses(lab, ns, "macvl0")) == 1
@@ -181,7 +179,7 @@ def test_passthru_takes_the_parent_for_one_container(macvlan: MacvlanRunner, lab
 def test_mac_precedence_runtime_config_over_cni_args_over_config(
     macvlan: MacvlanRunner, lab: Lab, data_dir: Path
 ) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], str, str]] = [
         ({"mac": "c2:00:00:00:00:01"}, "", "c2:00:00:00:00:01"),
         ({"mac": "c2:00:00:00:00:01"}, "IgnoreUnknown=1;MAC=c2:00:00:00:00:02", "c2:00:00:00:00:02"),
         (
@@ -235,14 +233,14 @@ def test_check_fails_after_the_address_is_removed(macvlan: MacvlanRunner, lab: L
     ns = lab.container("c1")
     config = conf(data_dir, "0.4.0")
     result = macvlan("ADD", config, ns).ok()
-    Lab_sh = __import__("tests.netns", fromlist=["sh"]).sh
+    Lab_sh = __import__("tests.support.lab", fromlist=["sh"]).sh
     Lab_sh("ip", "-n", ns.rsplit("/", 1)[1], "addr", "flush", "dev", "eth0")
     err = macvlan("CHECK", with_prev(config, result), ns).error
     assert err["msg"] == f"Failed to match addr {result['ips'][0]['address']} on interface eth0"
 
 
 def test_check_fails_after_the_link_is_removed(macvlan: MacvlanRunner, lab: Lab, data_dir: Path) -> None:
-    from tests.netns import sh
+    from tests.support.lab import sh
 
     ns = lab.container("c1")
     config = conf(data_dir, "1.0.0")
@@ -407,9 +405,10 @@ def test_status_and_gc_are_forwarded_to_the_ipam(macvlan: MacvlanRunner, lab: La
 
 
 def test_our_own_host_local_runs_in_process_with_the_same_effects(lab: Lab, tmp_path: Path) -> None:
-    from tests.conftest import MacvlanRunner, dist_executable
+    from tests.support.layouts import dist_executable
+    from tests.support.runners import MacvlanRunner
 
-    run = MacvlanRunner(lab, dist_executable("macvlan").parent, "dist")
+    run = MacvlanRunner(lab, dist_executable("macvlan").parent, "single")
     outcomes = {}
     for how, extra in (("inprocess", {}), ("exec", {"CNI_MACVLAN_IPAM_EXEC": "1"})):
         ns = lab.container(how)
@@ -429,7 +428,8 @@ def test_a_delegate_gets_libcnis_environment_not_the_bootloaders(lab: Lab, tmp_p
     """A delegated IPAM gets the caller's environment and nothing of a bootloader's (PyInstaller's
     set LD_LIBRARY_PATH to its bundle and _PYI_* variables, which would make a delegate load our
     libraries; our launcher sets none, and this keeps it so)."""
-    from tests.conftest import MacvlanRunner, dist_executable
+    from tests.support.layouts import dist_executable
+    from tests.support.runners import MacvlanRunner
 
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -443,7 +443,7 @@ def test_a_delegate_gets_libcnis_environment_not_the_bootloaders(lab: Lab, tmp_p
         '"$LD_LIBRARY_PATH" "$vars" "$CNI_COMMAND"\n'
     )
     spy.chmod(0o755)
-    run = MacvlanRunner(lab, bindir, "dist")
+    run = MacvlanRunner(lab, bindir, "single")
     config = conf(tmp_path, ipam={"type": "envspy"}, dns={})
     result = run("ADD", config, lab.container("c1"), LD_LIBRARY_PATH="/opt/mine").ok()
     assert result["dns"]["domain"] == "/opt/mine|LD_LIBRARY_PATH |ADD", (

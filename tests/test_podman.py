@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import dist_executable, needed
-from tests.netns import sh
+from tests.support.lab import sh
+from tests.support.layouts import dist_executable, needed
 
 pytestmark = pytest.mark.podman
 

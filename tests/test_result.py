@@ -1,4 +1,4 @@
-"""Result rendering per CNI version, checked against the spec's schemas (tests/cni_schema.py)."""
+"""Result rendering per CNI version, checked against the spec's schemas (tests/support/cni_schema.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 
 from cni_macvlan.cni.errors import CNIError
 from cni_macvlan.cni.result import Interface, IPConfig, Result, Route, parse, render
-from tests.cni_schema import validate_result
-from tests.conftest import ALL_VERSIONS
+from tests.support.cni_schema import validate_result
+from tests.support.layouts import ALL_VERSIONS
 
 
 def full() -> Result:

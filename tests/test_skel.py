@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from cni_macvlan.cni import cniargs, skel
 from cni_macvlan.cni.errors import CNIError
 from cni_macvlan.cni.result import IPConfig, Result
-from tests.cni_schema import validate_error
-from tests.conftest import ALL_VERSIONS
-from tests.helpers import cni_env
+from tests.support.cni_schema import validate_error
+from tests.support.layouts import ALL_VERSIONS
+from tests.support.runners import cni_env
 
 CONF = {"cniVersion": "1.0.0", "name": "mynet", "type": "test"}
 
 
-def echo_add(req):  # type: ignore[no-untyped-def]
+def echo_add(req):
     return Result(ips=[IPConfig("10.0.0.2/24", "10.0.0.1")])
 
 
-def boom(req):  # type: ignore[no-untyped-def]
+def boom(req):
     raise KeyError("surprise")
 
 
@@ -31,11 +32,12 @@ PLUGIN = skel.Plugin(
 )
 
 
-def call(env: dict[str, str], conf: object = CONF) -> tuple[int, dict | None, str]:
+def call(env: dict[str, str], conf: object = CONF) -> tuple[int, Any, str]:
     stdin = conf if isinstance(conf, bytes) else json.dumps(conf).encode()
     code, out, err = skel.handle(PLUGIN, env, stdin)
     data = json.loads(out) if out else None
     if code:
+        assert data is not None
         validate_error(data)
     return code, data, err
 

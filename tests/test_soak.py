@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import dist_executable
-from tests.helpers import Outcome
-from tests.netns import Lab, macvlan_conf
+from tests.support.configs import macvlan_conf
+from tests.support.lab import Lab
+from tests.support.layouts import dist_executable
+from tests.support.runners import Outcome
 
 N = 32
 ROUNDS = 3

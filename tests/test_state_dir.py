@@ -25,9 +25,10 @@ from typing import Any
 import pytest
 
 from cni_macvlan.links.parents import dummy_name
-from tests.conftest import MacvlanRunner
-from tests.helpers import fill, read_only
-from tests.netns import Lab, lease_files, macvlan_conf, sh
+from tests.support.configs import macvlan_conf
+from tests.support.fs import fill, read_only
+from tests.support.lab import Lab, lease_files, sh
+from tests.support.runners import MacvlanRunner
 
 pytestmark = pytest.mark.netns
 
@@ -45,10 +46,7 @@ def shared() -> Iterator[Path]:
 
 
 def conf(state_dir: Path, data_dir: Path, master: str | None = "upl0", version: str = "1.1.0") -> dict[str, Any]:
-    config = {**macvlan_conf(NET, data_dir, state_dir), "cniVersion": version}
-    if master is None:
-        del config["master"]
-    return config
+    return macvlan_conf(NET, data_dir, state_dir, version=version, master=master)
 
 
 def gc(config: dict[str, Any]) -> dict[str, Any]:

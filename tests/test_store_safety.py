@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner
-from tests.helpers import ipam_conf
+from tests.support.configs import ipam_conf
+from tests.support.runners import Runner
 
 
 def conf(data_dir: Path) -> dict:

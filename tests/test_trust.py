@@ -26,13 +26,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import dist_executable
-from tests.helpers import cni_env, ipam_conf, json_bytes, run_exec
-from tests.zygote import Zygote
+from tests.support.configs import ipam_conf
+from tests.support.layouts import dist_executable
+from tests.support.runners import cni_env, json_bytes, run_exec
+from tests.support.zygote import Zygote
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the zygote serves root only")
 
-FAKE = Path(__file__).with_name("fake_zygote.py")
+FAKE = Path(__file__).parent / "support" / "fake_zygote.py"
 NOBODY = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MacvlanRunner, dist_executable
-from tests.examples import addresses, load
-from tests.netns import Lab, sh
-from tests.test_vm_parents import _needs_vlan_and_dummy, node_links, vlan_upstream  # noqa: F401
+from tests.support.examples import addresses, load
+from tests.support.lab import Lab, sh
+from tests.support.layouts import dist_executable
+from tests.support.runners import MacvlanRunner
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("vlan_and_dummy")]
 
 
 @pytest.fixture
@@ -27,23 +27,23 @@ def add_check(run: MacvlanRunner, config: dict, ns: str, cid: str) -> dict:
 
 
 def test_macvlan50_and_macvlan60(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
-    vlan_upstream(lab, 50, "192.168.50.1/24")
-    vlan_upstream(lab, 60, "192.168.60.1/24")
+    lab.vlan_upstream(50, "192.168.50.1/24")
+    lab.vlan_upstream(60, "192.168.60.1/24")
     a, b, c = lab.container("a"), lab.container("b"), lab.container("c")
     r50 = add_check(run, load("30-macvlan50.conflist", tmp_path), a, "a")
     add_check(run, load("30-macvlan50.conflist", tmp_path), b, "b")
     r60 = add_check(run, load("31-macvlan60.conflist", tmp_path), c, "c")
     assert addresses(r50) == ["192.168.50.2/24"] and addresses(r60) == ["192.168.60.2/24"]
-    assert {"upl0.50", "upl0.60"} <= set(node_links(lab))
+    assert {"upl0.50", "upl0.60"} <= set(lab.node_links())
     assert lab.ping(a, "192.168.50.1") and lab.ping(a, "192.168.50.3") and lab.ping(c, "192.168.60.1")
     assert not lab.ping(a, "192.168.60.2")
     for cid, ns, name in (("a", a, "30-macvlan50"), ("b", b, "30-macvlan50"), ("c", c, "31-macvlan60")):
         run("DEL", load(f"{name}.conflist", tmp_path), ns, container_id=cid).ok()
-    assert set(node_links(lab)) == {"lo", "upl0"}
+    assert set(lab.node_links()) == {"lo", "upl0"}
 
 
 def test_mcv101_requested_ips_land_in_their_subnet(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
-    vlan_upstream(lab, 101, "10.1.20.1/24")
+    lab.vlan_upstream(101, "10.1.20.1/24")
     sh("ip", "-n", lab.upstream, "addr", "add", "10.1.10.1/24", "dev", "upr0.101")
     a, b, c = lab.container("a"), lab.container("b"), lab.container("c")
     ra = add_check(run, load("40-mcv101.conflist", tmp_path, {"ips": ["10.1.20.10"]}), a, "a")
@@ -59,7 +59,7 @@ def test_mcv101_requested_ips_land_in_their_subnet(run: MacvlanRunner, lab: Lab,
 
 
 def test_macvlan216_one_v4_and_one_v6_each(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
-    vlan_upstream(lab, 218, "192.168.216.1/24")
+    lab.vlan_upstream(218, "192.168.216.1/24")
     sh("ip", "-n", lab.upstream, "addr", "add", "2001:db8:abc8::10/64", "dev", "upr0.218", "nodad")
     a, b = lab.container("a"), lab.container("b")
     ra = add_check(run, load("50-macvlan216.conflist", tmp_path), a, "a")
@@ -79,7 +79,7 @@ def test_pre_made_parents_are_used_and_kept(
     ns = lab.container("c1")
     add_check(run, config, ns, "c1")
     run("DEL", config, ns, container_id="c1").ok()
-    assert name in node_links(lab)
+    assert name in lab.node_links()
 
 
 def test_no_parent_means_an_isolated_dummy(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
@@ -90,4 +90,4 @@ def test_no_parent_means_an_isolated_dummy(run: MacvlanRunner, lab: Lab, tmp_pat
     assert lab.ping(a, "10.99.0.3")
     for cid, ns in (("a", a), ("b", b)):
         run("DEL", config, ns, container_id=cid).ok()
-    assert set(node_links(lab)) == {"lo", "upl0"}
+    assert set(lab.node_links()) == {"lo", "upl0"}

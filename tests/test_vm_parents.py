@@ -1,50 +1,24 @@
 """Parents we create, against a kernel that has 802.1Q and dummy: the VM lane (`vm` marker).
 
 Run by `make test` through tools/run-in-vm.sh; on a kernel without them these tests are skipped
-(and the host lane deselects them). Each test builds the namespace lab of tests/netns.py inside the VM.
+(and the host lane deselects them). Each test builds the namespace lab of tests/support/lab.py inside the VM.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import MacvlanRunner, Served, dist_executable
-from tests.netns import Lab, lease_files, sh
+from tests.support.configs import macvlan_conf
+from tests.support.lab import Lab, lease_files, sh
+from tests.support.layouts import dist_executable
+from tests.support.runners import MacvlanRunner, Served
 
-pytestmark = pytest.mark.vm
-
-
-def _kernel_has_parents() -> bool:
-    """Can this kernel make a dummy and an 802.1Q VLAN on it? (probed in a throwaway namespace)"""
-    ns = f"probe{os.getpid()}"
-    if sh("ip", "netns", "add", ns, check=False).returncode != 0:
-        return False
-    try:
-        dummy = sh("ip", "-n", ns, "link", "add", "d0", "type", "dummy", check=False).returncode == 0
-        vlan = (
-            dummy
-            and sh(
-                "ip", "-n", ns, "link", "add", "link", "d0", "name", "d0.5", "type", "vlan", "id", "5", check=False
-            ).returncode
-            == 0
-        )
-        return vlan
-    finally:
-        sh("ip", "netns", "del", ns, check=False)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _needs_vlan_and_dummy() -> None:
-    if os.geteuid() != 0 or not _kernel_has_parents():
-        if os.environ.get("IN_TEST_VM"):
-            pytest.fail("the VM lane's kernel has no 802.1Q or dummy: modules not loaded?")
-        pytest.skip("needs 802.1Q and dummy: run in the VM lane (tools/run-in-vm.sh)")
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("vlan_and_dummy")]
 
 
 @pytest.fixture
@@ -56,38 +30,12 @@ def run(lab: Lab, request: pytest.FixtureRequest) -> MacvlanRunner:
 
 
 def conf(tmp: Path, name: str, master: str | None, subnet: str, **ipam: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "cniVersion": "1.1.0",
-        "name": name,
-        "type": "macvlan",
-        "stateDir": str(tmp / "state"),
-        "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(tmp / "leases"), **ipam},
-    }
-    if master is not None:
-        config["master"] = master
-    return config
-
-
-def node_links(lab: Lab) -> dict[str, dict[str, Any]]:
-    return lab.links(lab.node)
+    return macvlan_conf(name, tmp / "leases", tmp / "state", subnet, "1.1.0", master, ipam_extra=ipam)
 
 
 def owned(tmp: Path) -> dict[str, Any]:
     path = tmp / "state" / "parents.json"
     return json.loads(path.read_text())["parents"] if path.exists() else {}
-
-
-def vlan_upstream(lab: Lab, vid: int, address: str, own_netns: bool = False) -> None:
-    """A VLAN on the upstream side of the wire with a gateway address on it; ``own_netns`` moves it to a
-    router of its own (two VLANs carrying one subnet can't share one routing table)."""
-    up = lab.upstream
-    name = f"upr0.{vid}"
-    sh("ip", "-n", up, "link", "add", "link", "upr0", "name", name, "type", "vlan", "id", str(vid))
-    if own_netns:
-        up = lab.add_netns(f"up{vid}")
-        sh("ip", "-n", lab.upstream, "link", "set", name, "netns", up)
-    sh("ip", "-n", up, "link", "set", name, "up")
-    sh("ip", "-n", up, "addr", "add", address, "dev", name, "nodad")
 
 
 @pytest.mark.parametrize("run", ["fast", "zygote"], indirect=True)
@@ -98,34 +46,34 @@ def test_a_vlan_parent_is_created_shared_and_removed_with_its_last_user(
     other = conf(tmp_path, "other50", "upl0.50", "192.168.51.0/24")
     c1, c2, c3 = lab.container("c1"), lab.container("c2"), lab.container("c3")
     run("ADD", net50, c1, container_id="c1").ok()
-    vlan = node_links(lab)["upl0.50"]
+    vlan = lab.node_links()["upl0.50"]
     assert vlan["linkinfo"]["info_kind"] == "vlan" and vlan["linkinfo"]["info_data"]["id"] == 50
     assert "UP" in vlan["flags"]
     run("ADD", net50, c2, container_id="c2").ok()
     run("ADD", other, c3, container_id="c3").ok()  # a second network on the same VLAN
-    assert node_links(lab)["upl0.50"]["ifindex"] == vlan["ifindex"]
+    assert lab.node_links()["upl0.50"]["ifindex"] == vlan["ifindex"]
     assert [a[1] for a in owned(tmp_path)["upl0.50"]["attachments"]] == ["c1", "c2", "c3"]
     assert lab.ping(c1, "192.168.50.3")
     run("DEL", net50, c1, container_id="c1").ok()
     run("DEL", other, c3, container_id="c3").ok()
-    assert "upl0.50" in node_links(lab)
+    assert "upl0.50" in lab.node_links()
     run("DEL", net50, c2, container_id="c2").ok()
-    assert "upl0.50" not in node_links(lab)
+    assert "upl0.50" not in lab.node_links()
     assert owned(tmp_path) == {}
-    assert set(node_links(lab)) == {"lo", "upl0"}
+    assert set(lab.node_links()) == {"lo", "upl0"}
 
 
 @pytest.mark.parametrize("name", ["upl0.40", "foo"])
 def test_a_pre_made_parent_is_used_and_never_deleted(run: MacvlanRunner, lab: Lab, tmp_path: Path, name: str) -> None:
     sh("ip", "-n", lab.node, "link", "add", "link", "upl0", "name", name, "type", "vlan", "id", "40")
     sh("ip", "-n", lab.node, "link", "set", name, "up")
-    before = node_links(lab)[name]
+    before = lab.node_links()[name]
     config = conf(tmp_path, "macvlan40", name, "192.168.40.0/24")
     c1 = lab.container("c1")
     run("ADD", config, c1).ok()
     assert owned(tmp_path) == {}
     run("DEL", config, c1).ok()
-    after = node_links(lab)[name]
+    after = lab.node_links()[name]
     assert (after["ifindex"], after["flags"], after["mtu"]) == (before["ifindex"], before["flags"], before["mtu"])
 
 
@@ -135,13 +83,13 @@ def test_a_dummy_parent_when_master_is_omitted(run: MacvlanRunner, lab: Lab, tmp
     c1, c2 = lab.container("c1"), lab.container("c2")
     run("ADD", config, c1, container_id="c1").ok()
     run("ADD", config, c2, container_id="c2").ok()
-    dummies = [n for n, e in node_links(lab).items() if e.get("linkinfo", {}).get("info_kind") == "dummy"]
+    dummies = [n for n, e in lab.node_links().items() if e.get("linkinfo", {}).get("info_kind") == "dummy"]
     assert len(dummies) == 1 and dummies[0].startswith("dm-") and len(dummies[0]) == 15
     assert lab.ping(c1, "10.99.0.3") and lab.ping(c2, "10.99.0.2")
     assert not lab.ping(c1, "10.77.0.1"), "a dummy parent reaches nothing outside"
     run("DEL", config, c1, container_id="c1").ok()
     run("DEL", config, c2, container_id="c2").ok()
-    assert dummies[0] not in node_links(lab)
+    assert dummies[0] not in lab.node_links()
 
 
 def test_a_parent_deleted_by_hand_is_recreated_by_the_next_add(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
@@ -150,12 +98,12 @@ def test_a_parent_deleted_by_hand_is_recreated_by_the_next_add(run: MacvlanRunne
     run("ADD", config, c1, container_id="c1").ok()
     sh("ip", "-n", lab.node, "link", "del", "upl0.50")  # as a reboot would leave it (c1's link went with it)
     run("ADD", config, c2, container_id="c2").ok()
-    assert "upl0.50" in node_links(lab)
+    assert "upl0.50" in lab.node_links()
     check = {**config, "prevResult": run("ADD", config, lab.container("c3"), container_id="c3").ok()}
     run("CHECK", check, f"/run/netns/{lab.prefix}-c3", container_id="c3").ok()
     for cid in ("c1", "c2", "c3"):
         run("DEL", config, f"/run/netns/{lab.prefix}-{cid}", container_id=cid).ok()
-    assert "upl0.50" not in node_links(lab)
+    assert "upl0.50" not in lab.node_links()
 
 
 def test_check_reports_a_missing_parent(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
@@ -178,7 +126,7 @@ def test_gc_drops_stale_attachments_and_their_parent(run: MacvlanRunner, lab: La
     assert [a[1] for a in owned(tmp_path)["upl0.50"]["attachments"]] == ["c2"]
     assert list(lease_files(tmp_path / "leases", "macvlan50")) == ["192.168.50.3"]
     run("GC", {**config, "cni.dev/valid-attachments": []}).ok()
-    assert owned(tmp_path) == {} and "upl0.50" not in node_links(lab)
+    assert owned(tmp_path) == {} and "upl0.50" not in lab.node_links()
     assert lease_files(tmp_path / "leases", "macvlan50") == {}
 
 
@@ -186,8 +134,8 @@ def test_frames_are_tagged_vlan_50_reaches_its_gateway_and_not_vlan_60(
     run: MacvlanRunner, lab: Lab, tmp_path: Path
 ) -> None:
     # one subnet on two VLANs: only the tag separates them
-    vlan_upstream(lab, 50, "10.5.0.1/24")
-    vlan_upstream(lab, 60, "10.5.0.254/24", own_netns=True)
+    lab.vlan_upstream(50, "10.5.0.1/24")
+    lab.vlan_upstream(60, "10.5.0.254/24", own_netns=True)
     net50 = conf(
         tmp_path,
         "macvlan50",
@@ -218,7 +166,7 @@ def test_frames_are_tagged_vlan_50_reaches_its_gateway_and_not_vlan_60(
 
 
 def test_dual_stack_on_a_vlan_parent(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
-    vlan_upstream(lab, 218, "192.168.218.1/24")
+    lab.vlan_upstream(218, "192.168.218.1/24")
     sh("ip", "-n", lab.upstream, "addr", "add", "2001:db8:abc8::10/64", "dev", "upr0.218", "nodad")
     config = conf(tmp_path, "macvlan216", "upl0.218", "192.168.218.0/24")
     del config["ipam"]["subnet"]
@@ -242,7 +190,7 @@ def test_a_kill_9_during_add_is_cleaned_up_by_del(run: MacvlanRunner, lab: Lab, 
     assert out.code == -signal.SIGKILL or out.code == 128 + signal.SIGKILL, (out.code, out.stdout)
     run("DEL", config, c1).ok()
     assert owned(tmp_path) == {}
-    assert "upl0.50" not in node_links(lab)
+    assert "upl0.50" not in lab.node_links()
     assert set(lab.links(c1)) == {"lo"}
     assert lease_files(tmp_path / "leases", "macvlan50") == {}
 
@@ -255,7 +203,7 @@ def test_a_kill_9_during_add_is_cleaned_up_by_gc(run: MacvlanRunner, lab: Lab, t
     lab.remove_netns(c1)
     run("GC", {**config, "cni.dev/valid-attachments": []}).ok()
     assert owned(tmp_path) == {}
-    assert "upl0.50" not in node_links(lab)
+    assert "upl0.50" not in lab.node_links()
     assert lease_files(tmp_path / "leases", "macvlan50") == {}
 
 
@@ -267,7 +215,7 @@ def test_two_adds_racing_to_create_one_parent_make_one_link(run: MacvlanRunner, 
     with ThreadPoolExecutor(max_workers=4) as pool:
         outs = list(pool.map(lambda i: run("ADD", config, nss[i], container_id=f"r{i}"), range(4)))
     assert all(o.code == 0 for o in outs), [o.stdout for o in outs]
-    assert [n for n in node_links(lab) if n.startswith("upl0.")] == ["upl0.50"]
+    assert [n for n in lab.node_links() if n.startswith("upl0.")] == ["upl0.50"]
     assert len(owned(tmp_path)["upl0.50"]["attachments"]) == 4
     # a DEL racing an ADD never deletes the parent the ADD is attaching to
     extra = lab.container("late")
@@ -276,7 +224,7 @@ def test_two_adds_racing_to_create_one_parent_make_one_link(run: MacvlanRunner, 
         add = pool.submit(run, "ADD", config, extra, container_id="late")
         assert all(d.result().code == 0 for d in dels)
         assert add.result().code == 0
-    assert "upl0.50" in node_links(lab)
+    assert "upl0.50" in lab.node_links()
     assert "eth0" in lab.links(extra), "the late container's macvlan went with a deleted parent"
     run("DEL", config, extra, container_id="late").ok()
-    assert "upl0.50" not in node_links(lab)
+    assert "upl0.50" not in lab.node_links()

@@ -21,16 +21,16 @@ from typing import Any
 
 import pytest
 
-from tests import helpers
-from tests.conftest import dist_executable
-from tests.helpers import cni_env, json_bytes, run_exec
-from tests.zygote import Zygote
+from tests.support import configs
+from tests.support.layouts import dist_executable
+from tests.support.runners import cni_env, json_bytes, run_exec
+from tests.support.zygote import Zygote
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the zygote serves root only")
 
 
 def ipam_conf(data_dir: Path, name: str = "zyg") -> dict[str, Any]:
-    return helpers.ipam_conf(data_dir, name, "10.67.0.0/24")
+    return configs.ipam_conf(data_dir, name, "10.67.0.0/24")
 
 
 def wait_for(condition: Any, timeout: float = 5.0) -> None:

@@ -97,13 +97,6 @@ def _error_from(executable: str, code: int, out: bytes) -> CNIError:
     return CNIError(INTERNAL, f'netplugin failed: "{text}": {how}', f"plugin {executable}")
 
 
-def call(
-    plugin: str, command: str, env: Mapping[str, str], path: Iterable[str], stdin: bytes, version: str
-) -> Result | None:
-    """Find ``plugin`` in CNI_PATH and run its ``command``; see invoke()."""
-    return invoke(find_in_path(plugin, path), command, env, stdin, version)
-
-
 def invoke(executable: str, command: str, env: Mapping[str, str], stdin: bytes, version: str) -> Result | None:
     """Run a plugin's ``command``; the parsed result for ADD, None otherwise; CNIError on failure."""
     code, out = run(executable, command, env, stdin)

@@ -3,7 +3,8 @@
 Rule of membership: every byte that goes to or comes from the kernel's routing socket is encoded
 and decoded here, and nothing here decides anything. Built on ``_socket`` and ``struct`` only:
 pyroute2 costs about 100 ms of imports per exec (startup-performance.md), this module nothing
-measurable. pyroute2 stays in the tests, where it checks the kernel state this module leaves.
+measurable. pyroute2 stays in the tests (tests/support/kernel.py), where it reads back independently
+the kernel state this module leaves.
 
 A Netlink object is bound to the network namespace its process was in when it was opened; open one
 before and one after ``setns`` to work in two namespaces at once.
@@ -26,7 +27,7 @@ NLM_F_DUMP = 0x300
 NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x200, 0x400, 0x800
 # link attributes
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_TXQLEN = 1, 3, 4, 5, 13
-IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_LINK_NETNSID = 16, 18, 28, 37
+IFLA_LINKINFO, IFLA_NET_NS_FD = 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFLA_MACVLAN_MODE, IFLA_MACVLAN_BC_QUEUE_LEN = 1, 7
 IFLA_VLAN_ID = 1
@@ -123,26 +124,24 @@ class Link:
 
 
 class Addr:
-    __slots__ = ("family", "flags", "index", "prefix", "value")
+    __slots__ = ("family", "flags", "prefix", "value")
 
-    def __init__(self, family: int, prefix: int, flags: int, index: int, value: int) -> None:
+    def __init__(self, family: int, prefix: int, flags: int, value: int) -> None:
         self.family = family  # 4 or 6
         self.prefix = prefix
         self.flags = flags
-        self.index = index
         self.value = value
 
 
 class RouteEntry:
-    __slots__ = ("dst", "dst_len", "family", "gateway", "oif", "table")
+    __slots__ = ("dst", "dst_len", "family", "gateway", "oif")
 
-    def __init__(self, family: int, dst: int, dst_len: int, gateway: int | None, oif: int, table: int) -> None:
+    def __init__(self, family: int, dst: int, dst_len: int, gateway: int | None, oif: int) -> None:
         self.family = family
         self.dst = dst
         self.dst_len = dst_len
         self.gateway = gateway
         self.oif = oif
-        self.table = table
 
 
 def _ipbytes(family: int, value: int) -> bytes:
@@ -208,14 +207,6 @@ class Netlink:
                 _, _, idx, flags, _ = _IFINFO.unpack_from(payload)
                 return Link(idx, flags, parse_attrs(payload, _IFINFO.size))
         return None
-
-    def links(self) -> list[Link]:
-        out = []
-        for mtype, payload in self._request(RTM_GETLINK, NLM_F_DUMP, _IFINFO.pack(AF_UNSPEC, 0, 0, 0, 0)):
-            if mtype == RTM_NEWLINK:
-                _, _, idx, flags, _ = _IFINFO.unpack_from(payload)
-                out.append(Link(idx, flags, parse_attrs(payload, _IFINFO.size)))
-        return out
 
     def create_link(
         self,
@@ -302,7 +293,7 @@ class Netlink:
                 continue
             if IFA_FLAGS in attrs:
                 flags = _U32.unpack(attrs[IFA_FLAGS])[0]
-            out.append(Addr(4 if fam == AF_INET else 6, prefix, flags, idx, int.from_bytes(raw, "big")))
+            out.append(Addr(4 if fam == AF_INET else 6, prefix, flags, int.from_bytes(raw, "big")))
         return out
 
     # ---- routes ----
@@ -343,14 +334,12 @@ class Netlink:
         for mtype, payload in self._request(RTM_GETROUTE, NLM_F_DUMP, body):
             if mtype != RTM_NEWROUTE:
                 continue
-            _, dst_len, _, _, table, _, _, _, _ = _RTMSG.unpack_from(payload)
+            _, dst_len, _, _, _, _, _, _, _ = _RTMSG.unpack_from(payload)
             attrs = parse_attrs(payload, _RTMSG.size)
-            if RTA_TABLE in attrs:
-                table = _U32.unpack(attrs[RTA_TABLE])[0]
             dst = int.from_bytes(attrs[RTA_DST], "big") if RTA_DST in attrs else 0
             gw = int.from_bytes(attrs[RTA_GATEWAY], "big") if RTA_GATEWAY in attrs else None
             oif = _U32.unpack(attrs[RTA_OIF])[0] if RTA_OIF in attrs else 0
-            out.append(RouteEntry(family, dst, dst_len, gw, oif, table))
+            out.append(RouteEntry(family, dst, dst_len, gw, oif))
         return out
 
 

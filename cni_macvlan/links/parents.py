@@ -27,11 +27,21 @@ import os
 
 from ..cni import faults, jsonio, log, statefile
 from ..cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
-from .netlink import IFF_LOOPBACK, Link, Netlink, NetlinkError
+from .netlink import IFF_LOOPBACK, Link, NetlinkError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Protocol
+
+    class Node(Protocol):
+        """What parents need of the node's netlink socket (links/netlink.Netlink; the tests' stand-in)."""
+
+        def get_link(self, name: str | None = None, index: int = 0) -> Link | None: ...
+        def create_vlan(self, name: str, parent: int, vlan_id: int, index: int = 0) -> None: ...
+        def create_dummy(self, name: str, index: int = 0) -> None: ...
+        def set_up(self, index: int) -> None: ...
+        def delete_link(self, index: int) -> None: ...
+
 
 STATE_FILE = "parents.json"
 LOCK_FILE = "parents.lock"
@@ -317,7 +327,7 @@ class _Locked(statefile.Locked):
         return self
 
 
-def acquire(node: Netlink, store: Store, spec: ParentSpec, att: Attachment) -> Link:
+def acquire(node: Node, store: Store, spec: ParentSpec, att: Attachment) -> Link:
     """The parent link for an ADD, created if it is ours to create; the attachment recorded if we own it."""
     link = node.get_link(spec.name)
     if link is not None and link.flags & IFF_LOOPBACK:
@@ -360,7 +370,7 @@ def acquire(node: Netlink, store: Store, spec: ParentSpec, att: Attachment) -> L
         return link
 
 
-def require(nl: Netlink, name: str) -> Link:
+def require(nl: Node, name: str) -> Link:
     """CHECK: the parent must be there (upstream's words when it is not)."""
     link = nl.get_link(name)
     if link is None:
@@ -376,7 +386,7 @@ def boot_id() -> str:
         return ""
 
 
-def _free_index(node: Netlink) -> int:
+def _free_index(node: Node) -> int:
     """An ifindex no link has: the one we create the parent with, recorded before it exists."""
     while True:
         index = 0x100000 + int.from_bytes(os.urandom(3), "big")
@@ -384,7 +394,7 @@ def _free_index(node: Netlink) -> int:
             return index
 
 
-def _create(node: Netlink, spec: ParentSpec, index: int) -> Link:
+def _create(node: Node, spec: ParentSpec, index: int) -> Link:
     try:
         if spec.kind == "vlan":
             base = node.get_link(spec.base)
@@ -411,13 +421,13 @@ def _create(node: Netlink, spec: ParentSpec, index: int) -> Link:
     return link
 
 
-def _is_ours(node: Netlink, own: Ownership, name: str, link: Link) -> bool:
+def _is_ours(node: Node, own: Ownership, name: str, link: Link) -> bool:
     rec = own.parents.get(name)
     base = node.get_link(rec["base"]) if rec is not None and rec["kind"] == "vlan" and rec["base"] else None
     return own.owns(name, link, base.index if base is not None else -1, boot_id())
 
 
-def _delete_if_ours(node: Netlink, own: Ownership, name: str) -> None:
+def _delete_if_ours(node: Node, own: Ownership, name: str) -> None:
     link = node.get_link(name)
     if link is not None and _is_ours(node, own, name, link):
         try:
@@ -432,7 +442,7 @@ def _skipped(e: DamagedRecord) -> None:
     log.warning(f"{e.msg}: left as it is, no parent released ({e.details})")
 
 
-def release(node: Netlink, store: Store, att: Attachment) -> None:
+def release(node: Node, store: Store, att: Attachment) -> None:
     """DEL: forget the attachment; delete each owned parent it was the last user of. A damaged
     record or lock never blocks it: it goes on without them, leaves them for the operator, and says
     so in the log."""
@@ -450,7 +460,7 @@ def release(node: Netlink, store: Store, att: Attachment) -> None:
         _skipped(e)
 
 
-def collect(node: Netlink, store: Store, network: str, valid: set[tuple[str, str]]) -> list[str]:
+def collect(node: Node, store: Store, network: str, valid: set[tuple[str, str]]) -> list[str]:
     """GC: drop the network's stale attachments and delete the owned parents left without any (a
     damaged record or lock: as for DEL)."""
     if not store.has_record():

@@ -103,10 +103,13 @@ class Error(Strict):
 
 def validate_result(data: dict[str, object]) -> BaseModel:
     version = data.get("cniVersion")
-    model = {"0.1.0": Result020, "0.2.0": Result020, "1.0.0": Result100, "1.1.0": Result100}.get(
-        str(version), Result040
-    )
-    return model.model_validate(data)
+    models: dict[str, type[BaseModel]] = {
+        "0.1.0": Result020,
+        "0.2.0": Result020,
+        "1.0.0": Result100,
+        "1.1.0": Result100,
+    }
+    return models.get(str(version), Result040).model_validate(data)
 
 
 def validate_error(data: dict[str, object]) -> Error:

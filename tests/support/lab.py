@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import Outcome, json_bytes
+from tests.support.runners import Outcome, json_bytes
 
 GATEWAY4 = "10.77.0.1"
 GATEWAY6 = "fd77::1"
@@ -104,6 +104,21 @@ class Lab:
             cmd.append("-6")
         return sh(*cmd, address, check=False).returncode == 0
 
+    def node_links(self) -> dict[str, dict[str, Any]]:
+        return self.links(self.node)
+
+    def vlan_upstream(self, vid: int, address: str, own_netns: bool = False) -> None:
+        """A VLAN on the upstream side of the wire with a gateway address on it; ``own_netns`` moves it
+        to a router of its own (two VLANs carrying one subnet can't share one routing table)."""
+        up = self.upstream
+        name = f"upr0.{vid}"
+        sh("ip", "-n", up, "link", "add", "link", "upr0", "name", name, "type", "vlan", "id", str(vid))
+        if own_netns:
+            up = self.add_netns(f"up{vid}")
+            sh("ip", "-n", self.upstream, "link", "set", name, "netns", up)
+        sh("ip", "-n", up, "link", "set", name, "up")
+        sh("ip", "-n", up, "addr", "add", address, "dev", name, "nodad")
+
     def link_in(self, netns: str, name: str) -> None:
         """A spare veth pair inside a namespace, to serve as an in-container master."""
         n = os.path.basename(netns)
@@ -118,13 +133,20 @@ def lease_files(data_dir: Path, network: str) -> dict[str, str]:
     return {p.name: p.read_bytes().decode() for p in d.iterdir() if p.name[0].isdigit() or ":" in p.name}
 
 
-def macvlan_conf(name: str, data_dir: Path, state_dir: Path, subnet: str = SUBNET4) -> dict[str, Any]:
-    """Our macvlan on the lab's upl0 with host-local: the config most namespace tests start from."""
-    return {
-        "cniVersion": "1.0.0",
-        "name": name,
-        "type": "macvlan",
-        "master": "upl0",
-        "stateDir": str(state_dir),
-        "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(data_dir)},
-    }
+def kernel_has_parents() -> bool:
+    """Can this kernel make a dummy and an 802.1Q VLAN on it? (probed in a throwaway namespace)"""
+    ns = f"probe{os.getpid()}"
+    if sh("ip", "netns", "add", ns, check=False).returncode != 0:
+        return False
+    try:
+        dummy = sh("ip", "-n", ns, "link", "add", "d0", "type", "dummy", check=False).returncode == 0
+        vlan = (
+            dummy
+            and sh(
+                "ip", "-n", ns, "link", "add", "link", "d0", "name", "d0.5", "type", "vlan", "id", "5", check=False
+            ).returncode
+            == 0
+        )
+        return bool(vlan)
+    finally:
+        sh("ip", "netns", "del", ns, check=False)

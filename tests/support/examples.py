@@ -9,7 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "conf-examples"
+from tests.support.layouts import ROOT
+
+EXAMPLES = ROOT / "conf-examples"
 
 
 def load(name: str, store: Path, cap_args: dict[str, Any] | None = None) -> dict[str, Any]:
