@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,41 @@ def zygote(tmp_path_factory: pytest.TempPathFactory) -> Any:
     yield z
     assert z.stop() == 0, z.log_text()
     assert not z.socket.exists()
+
+
+@pytest.fixture
+def own_zygote(tmp_path: Path) -> Any:
+    """Zygotes this test starts (and may stop, kill or SIGSTOP): ``start(socket=None, *options,
+    executable=None, pass_fds=())``; all gone afterwards."""
+    from tests.support.zygote import Zygote
+
+    started: list[Zygote] = []
+
+    def start(socket: Path | None = None, *options: str, executable: Path | None = None, **kwargs: Any) -> Zygote:
+        z = Zygote(
+            executable or dist_executable("cni-macvlan/cni-macvlan"),
+            socket or tmp_path / f"z{len(started)}" / "z.sock",
+            tmp_path / f"z{len(started)}.log",
+            *options,
+            **kwargs,
+        )
+        started.append(z)
+        return z
+
+    yield start
+    for z in started:
+        if z.proc.poll() is None:
+            os.kill(z.proc.pid, signal.SIGCONT)
+            z.stop()
+
+
+@pytest.fixture
+def shared_dir() -> Any:
+    """A directory other users can reach (pytest's tmp_path is root's alone), removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="cni-shared-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(params=["inprocess", "single", "fast", "zygote"])

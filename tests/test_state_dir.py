@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +26,11 @@ from tests.support.configs import macvlan_conf
 from tests.support.fs import fill, read_only
 from tests.support.lab import Lab, lease_files, sh
 from tests.support.runners import MacvlanRunner
+from tests.support.users import NOBODY
 
 pytestmark = pytest.mark.netns
 
 NET = "statenet"
-NOBODY = 65534
-
-
-@pytest.fixture
-def shared() -> Iterator[Path]:
-    """A directory other users can reach (pytest's tmp_path is root's alone)."""
-    d = Path(tempfile.mkdtemp(prefix="cni-state-"))
-    d.chmod(0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def conf(state_dir: Path, data_dir: Path, master: str | None = "upl0", version: str = "1.1.0") -> dict[str, Any]:
@@ -72,11 +60,11 @@ def node_state(lab: Lab, data_dir: Path) -> tuple[set[str], dict[str, str]]:
 
 
 def test_a_state_dir_others_can_write_is_refused_and_a_users_record_deletes_nothing(
-    macvlan: MacvlanRunner, lab: Lab, shared: Path
+    macvlan: MacvlanRunner, lab: Lab, shared_dir: Path
 ) -> None:
     """A user writes a record naming a node link as an owned parent: root's GC, DEL and ADD refuse
     the directory (code 5) and the link stays."""
-    state = shared / "state"
+    state = shared_dir / "state"
     state.mkdir()
     state.chmod(0o777)
     index = victim(lab)
@@ -95,14 +83,14 @@ def test_a_state_dir_others_can_write_is_refused_and_a_users_record_deletes_noth
         ],
         check=True,
     )
-    config = conf(state, shared / "leases")
+    config = conf(state, shared_dir / "leases")
     c1 = lab.container("c1")
     for verb, cfg, cid in (("GC", gc(config), "c9"), ("DEL", config, "c9"), ("ADD", config, "c1")):
         err = macvlan(verb, cfg, c1, container_id=cid).error
         assert err["code"] == 5, (verb, err)
         assert f'stateDir "{state}"' in err["msg"] and "writable by others" in err["msg"], err
     assert "victim0" in lab.links(lab.node)
-    assert set(lab.links(c1)) == {"lo"} and lease_files(shared / "leases", NET) == {}
+    assert set(lab.links(c1)) == {"lo"} and lease_files(shared_dir / "leases", NET) == {}
 
 
 @pytest.mark.parametrize("planted", ["dummy", "vlan", "dummy-named"])
@@ -282,16 +270,16 @@ def test_a_damaged_lock_never_blocks_del_or_gc(macvlan: MacvlanRunner, lab: Lab,
 )
 @pytest.mark.parametrize("which", ["stateDir", "dataDir"])
 def test_a_directory_anyone_but_root_could_change_is_refused(
-    macvlan: MacvlanRunner, lab: Lab, shared: Path, which: str, case: str
+    macvlan: MacvlanRunner, lab: Lab, shared_dir: Path, which: str, case: str
 ) -> None:
     """The one rule for stateDir and the lease store's directories (cni/statefile.check_private): the
     directory and every directory above it must be root's and not writable by group or others (a
     sticky one like /tmp aside), and a symlink above it must be root's; nothing is made or written
     through one that fails."""
-    users = shared / "users"
+    users = shared_dir / "users"
     users.mkdir()
     os.chown(users, NOBODY, NOBODY)
-    target = shared / "target"
+    target = shared_dir / "target"
     if case == "a user's":
         target.mkdir(mode=0o755)
         os.chown(target, NOBODY, NOBODY)
@@ -304,7 +292,7 @@ def test_a_directory_anyone_but_root_could_change_is_refused(
         target = users / "dir"
         expected = f"{users} is owned by uid {NOBODY}"
     else:
-        real = shared / "real"
+        real = shared_dir / "real"
         real.mkdir(mode=0o700)
         subprocess.run(
             [
@@ -321,13 +309,13 @@ def test_a_directory_anyone_but_root_could_change_is_refused(
         )
         target = users / "link" / "dir"
         expected = f"{users} is owned by uid {NOBODY}"
-    safe = shared / "safe"
+    safe = shared_dir / "safe"
     state, data = (target, safe / "leases") if which == "stateDir" else (safe / "state", target)
     c1 = lab.container("c1")
     err = macvlan("ADD", conf(state, data), c1, container_id="c1").error
     assert err["code"] == 5 and expected in err["msg"], err
     assert set(lab.links(c1)) == {"lo"}
-    assert not (shared / "real" / "dir").exists() and not (users / "dir").exists(), "nothing made through it"
+    assert not (shared_dir / "real" / "dir").exists() and not (users / "dir").exists(), "nothing made through it"
 
 
 def test_a_symlink_of_roots_above_the_directory_is_followed(macvlan: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:

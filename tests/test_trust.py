@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,22 +28,11 @@ import pytest
 from tests.support.configs import ipam_conf
 from tests.support.layouts import dist_executable
 from tests.support.runners import cni_env, json_bytes, run_exec
-from tests.support.zygote import Zygote
+from tests.support.users import AS_NOBODY, NOBODY
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the zygote serves root only")
 
 FAKE = Path(__file__).parent / "support" / "fake_zygote.py"
-NOBODY = 65534
-AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    """A directory outside pytest's (which is root's alone): other users can reach what is put here."""
-    d = Path(tempfile.mkdtemp(prefix="cni-trust-"))
-    d.chmod(0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 class Fake:
@@ -82,11 +70,11 @@ class Fake:
 
 
 @pytest.fixture
-def fake(scratch: Path) -> Iterator[Any]:
+def fake(shared_dir: Path) -> Iterator[Any]:
     started: list[Fake] = []
 
     def start(mode: str, user: int = 0) -> Fake:
-        d = scratch / f"fake{len(started)}"
+        d = shared_dir / f"fake{len(started)}"
         d.mkdir()
         os.chown(d, user, user)
         f = Fake(d, mode, user)
@@ -96,26 +84,6 @@ def fake(scratch: Path) -> Iterator[Any]:
     yield start
     for f in started:
         f.stop()
-
-
-@pytest.fixture
-def own_zygote(tmp_path: Path) -> Iterator[Any]:
-    started: list[Zygote] = []
-
-    def start(socket_path: Path | None = None, executable: Path | None = None) -> Zygote:
-        z = Zygote(
-            executable or dist_executable("cni-macvlan/cni-macvlan"),
-            socket_path or tmp_path / f"z{len(started)}" / "z.sock",
-            tmp_path / f"z{len(started)}.log",
-        )
-        started.append(z)
-        return z
-
-    yield start
-    for z in started:
-        if z.proc.poll() is None:
-            os.kill(z.proc.pid, signal.SIGCONT)
-            z.stop()
 
 
 def zygote_refuses(executable: Path, socket_path: Path, log: Path) -> str:
@@ -163,10 +131,10 @@ def test_the_launcher_gives_nothing_to_a_peer_that_is_not_root(fake: Any, tmp_pa
         "under a user's symlink",
     ],
 )
-def test_the_zygote_refuses_a_socket_directory_others_can_change(scratch: Path, case: str) -> None:
+def test_the_zygote_refuses_a_socket_directory_others_can_change(shared_dir: Path, case: str) -> None:
     exe = dist_executable("cni-macvlan/cni-macvlan")
-    d = scratch / "run"
-    users = scratch / "users"
+    d = shared_dir / "run"
+    users = shared_dir / "users"
     users.mkdir()
     os.chown(users, NOBODY, NOBODY)
     if case == "owned by a user":
@@ -189,28 +157,28 @@ def test_the_zygote_refuses_a_socket_directory_others_can_change(scratch: Path, 
         d.mkdir(mode=0o700)
         expected = f"{users} is owned by uid {NOBODY}"
     else:  # a user's link above a directory of root's: the user could point it elsewhere at any time
-        real = scratch / "real"
+        real = shared_dir / "real"
         (real / "run").mkdir(parents=True, mode=0o700)
         subprocess.run([*AS_NOBODY, "ln", "-s", str(real), str(users / "link")], check=True)
         d = users / "link" / "run"
         expected = f"{users} is owned by uid {NOBODY}"
-    message = zygote_refuses(exe, d / "z.sock", scratch / "refused.log")
+    message = zygote_refuses(exe, d / "z.sock", shared_dir / "refused.log")
     assert expected in message, message
     assert not (d / "z.sock").exists()
 
 
-def test_the_socket_directory_is_made_0700_and_one_of_roots_is_used_as_it_is(own_zygote: Any, scratch: Path) -> None:
+def test_the_socket_directory_is_made_0700_and_one_of_roots_is_used_as_it_is(own_zygote: Any, shared_dir: Path) -> None:
     """Made 0700 when missing; an existing directory of root's that no one else can write (as /run)
     is used as it is, never narrowed. Either way the socket is 0600."""
-    made = own_zygote(scratch / "made" / "z.sock")
-    assert (scratch / "made").stat().st_mode & 0o777 == 0o700
-    existing = scratch / "run"
+    made = own_zygote(shared_dir / "made" / "z.sock")
+    assert (shared_dir / "made").stat().st_mode & 0o777 == 0o700
+    existing = shared_dir / "run"
     existing.mkdir(mode=0o755)
     z = own_zygote(existing / "z.sock")
     assert existing.stat().st_mode & 0o777 == 0o755, "not narrowed"
     for zygote in (made, z):
         assert zygote.socket.stat().st_mode & 0o777 == 0o600
-        assert host_local_add(scratch / f"leases-{zygote.proc.pid}", zygote.env).ok()
+        assert host_local_add(shared_dir / f"leases-{zygote.proc.pid}", zygote.env).ok()
         assert zygote.served() == 1
 
 
@@ -226,10 +194,10 @@ def test_a_relative_socket_path_is_refused(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_user_serving_the_path_is_no_zygote_and_does_not_stop_the_real_one(own_zygote: Any, scratch: Path) -> None:
+def test_a_user_serving_the_path_is_no_zygote_and_does_not_stop_the_real_one(own_zygote: Any, shared_dir: Path) -> None:
     """A user's socket found at the path (in root's directory: moved there, say, from an earlier,
     looser set-up): its peer is not root, so the zygote replaces it and serves."""
-    users = scratch / "users"
+    users = shared_dir / "users"
     users.mkdir()
     os.chown(users, NOBODY, NOBODY)
     code = (
@@ -242,23 +210,23 @@ def test_a_user_serving_the_path_is_no_zygote_and_does_not_stop_the_real_one(own
     )
     try:
         assert user.stdout is not None and user.stdout.readline() == b"up\n"
-        d = scratch / "run"
+        d = shared_dir / "run"
         d.mkdir(mode=0o700)
         os.rename(users / "u.sock", d / "z.sock")
         z = own_zygote(d / "z.sock")
-        assert host_local_add(scratch / "leases", z.env).ok()
+        assert host_local_add(shared_dir / "leases", z.env).ok()
         assert z.served() == 1
     finally:
         user.kill()
         user.wait()
 
 
-def test_only_a_socket_is_ever_removed(scratch: Path) -> None:
-    d = scratch / "run"
+def test_only_a_socket_is_ever_removed(shared_dir: Path) -> None:
+    d = shared_dir / "run"
     d.mkdir(mode=0o700)
     precious = d / "precious"
     precious.write_text("keep me")
-    message = zygote_refuses(dist_executable("cni-macvlan/cni-macvlan"), precious, scratch / "refused.log")
+    message = zygote_refuses(dist_executable("cni-macvlan/cni-macvlan"), precious, shared_dir / "refused.log")
     assert "is not a socket: refusing to remove it" in message
     assert precious.read_text() == "keep me"
 
@@ -289,10 +257,10 @@ def test_silent_connections_delay_no_one(own_zygote: Any, tmp_path: Path) -> Non
             s.close()
 
 
-def test_users_connecting_to_an_exposed_socket_are_closed_at_once(own_zygote: Any, scratch: Path) -> None:
+def test_users_connecting_to_an_exposed_socket_are_closed_at_once(own_zygote: Any, shared_dir: Path) -> None:
     """A socket opened to everyone by mistake: twenty idle connections of a user cost root's
     callers nothing; each is closed as soon as it is accepted, before anything is read."""
-    d = scratch / "run"
+    d = shared_dir / "run"
     z = own_zygote(d / "z.sock")
     d.chmod(0o755)
     z.socket.chmod(0o666)
@@ -307,7 +275,7 @@ def test_users_connecting_to_an_exposed_socket_are_closed_at_once(own_zygote: An
     try:
         assert user.stdout is not None and user.stdout.readline() == b"20\n", "each was closed, unread"
         start = time.monotonic()
-        assert host_local_add(scratch / "leases", z.env).ok()
+        assert host_local_add(shared_dir / "leases", z.env).ok()
         assert time.monotonic() - start < 0.5
         assert z.log_text().count(f"refused a connection of uid {NOBODY}") == 20
         assert z.served() == 1
@@ -496,26 +464,18 @@ def test_a_malformed_request_costs_that_connection_only(own_zygote: Any, tmp_pat
     assert z.served() == 1
 
 
-def test_descriptors_the_zygote_was_started_with_reach_no_child(tmp_path: Path) -> None:
+def test_descriptors_the_zygote_was_started_with_reach_no_child(own_zygote: Any, tmp_path: Path) -> None:
     """A service manager (or a shell) may start the zygote with descriptors open: none of them may
     reach the plugins it serves, nor the IPAM they exec."""
     opened = os.open(tmp_path, os.O_RDONLY)
     leaked = os.dup2(opened, 77)  # a number no shell keeps for itself; pass_fds keeps it open in the zygote
     os.close(opened)
     try:
-        z = Zygote(
-            dist_executable("cni-macvlan/cni-macvlan"),
-            tmp_path / "run" / "z.sock",
-            tmp_path / "z.log",
-            pass_fds=(leaked,),
-        )
+        z = own_zygote(pass_fds=(leaked,))
     finally:
         os.close(leaked)
-    try:
-        bindir = caps_spy(tmp_path)
-        spied_del(bindir, str(z.socket), [])
-        assert z.served() == 1
-        fds = set((bindir / "spy.fds").read_text().split())
-        assert str(leaked) not in fds, fds
-    finally:
-        z.stop()
+    bindir = caps_spy(tmp_path)
+    spied_del(bindir, str(z.socket), [])
+    assert z.served() == 1
+    fds = set((bindir / "spy.fds").read_text().split())
+    assert str(leaked) not in fds, fds

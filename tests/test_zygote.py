@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import pytest
 from tests.support import configs
 from tests.support.layouts import dist_executable
 from tests.support.runners import cni_env, json_bytes, run_exec
+from tests.support.users import AS_NOBODY, NOBODY
 from tests.support.zygote import Zygote
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the zygote serves root only")
@@ -38,28 +38,6 @@ def wait_for(condition: Any, timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
-
-
-@pytest.fixture
-def own_zygote(tmp_path: Path) -> Any:
-    """Zygotes this test starts (and may stop or kill); all gone afterwards."""
-    started: list[Zygote] = []
-
-    def start(executable: Path | None = None, socket: Path | None = None, *options: str) -> Zygote:
-        z = Zygote(
-            executable or dist_executable("cni-macvlan/cni-macvlan"),
-            socket or tmp_path / f"z{len(started)}.sock",
-            tmp_path / f"z{len(started)}.log",
-            *options,
-        )
-        started.append(z)
-        return z
-
-    yield start
-    for z in started:
-        if z.proc.poll() is None:
-            os.kill(z.proc.pid, signal.SIGCONT)
-            z.stop()
 
 
 def caller(z: Zygote, container_id: str = "dummy") -> subprocess.Popen[bytes]:
@@ -185,7 +163,7 @@ def test_a_zygote_whose_build_is_replaced_stops_and_the_plugins_still_run(own_zy
     tree = tmp_path / "tree"
     shutil.copytree(dist_executable("cni-macvlan/cni-macvlan").parent, tree, symlinks=True)
     (tmp_path / "host-local").symlink_to(tree / "cni-macvlan")
-    z = own_zygote(tree / "cni-macvlan")
+    z = own_zygote(executable=tree / "cni-macvlan")
     bundle = tree / "lib" / "_cni_modules.bin"
     shutil.copy2(bundle, f"{bundle}.new")
     os.replace(f"{bundle}.new", bundle)  # what `make install` does: new files, new inodes
@@ -193,7 +171,7 @@ def test_a_zygote_whose_build_is_replaced_stops_and_the_plugins_still_run(own_zy
     assert out.ok()["ips"][0]["address"] == "10.67.0.2/24"
     assert z.proc.wait(5) == 0
     assert not z.socket.exists()
-    fresh = own_zygote(tree / "cni-macvlan", z.socket)
+    fresh = own_zygote(z.socket, executable=tree / "cni-macvlan")
     out = run_exec(tmp_path / "host-local", {**cni_env("ADD", "c2"), **fresh.env}, json_bytes(ipam_conf(tmp_path)))
     assert out.ok()["ips"][0]["address"] == "10.67.0.3/24"
     assert fresh.served() == 1
@@ -208,7 +186,7 @@ def test_a_killed_zygotes_socket_is_no_obstacle(own_zygote: Any, tmp_path: Path)
     out = run_exec(exe, {**cni_env("ADD"), **z.env}, json_bytes(ipam_conf(tmp_path)))
     assert out.ok()["ips"][0]["address"] == "10.67.0.2/24"
     assert time.monotonic() - start < 1.5
-    fresh = own_zygote(socket=z.socket)  # a new one takes the path over
+    fresh = own_zygote(z.socket)  # a new one takes the path over
     run_exec(exe, {**cni_env("ADD", "c2"), **fresh.env}, json_bytes(ipam_conf(tmp_path))).ok()
     assert fresh.served() == 1
 
@@ -216,7 +194,7 @@ def test_a_killed_zygotes_socket_is_no_obstacle(own_zygote: Any, tmp_path: Path)
 def test_a_second_zygote_on_a_served_socket_refuses_to_start(own_zygote: Any) -> None:
     z = own_zygote()
     with pytest.raises(RuntimeError, match="another zygote is serving"):
-        own_zygote(socket=z.socket)
+        own_zygote(z.socket)
     assert z.proc.poll() is None
 
 
@@ -275,26 +253,24 @@ def test_sigterm_stops_taking_requests_and_lets_running_ones_finish(own_zygote: 
     assert z.proc.wait(5) == 0
 
 
-def test_only_root_is_served(own_zygote: Any, public_tree: Path, request: pytest.FixtureRequest) -> None:
+def test_only_root_is_served(own_zygote: Any, public_tree: Path, shared_dir: Path) -> None:
     """A socket opened to everyone (by mistake) still serves no one else: the launcher of another
     user runs the plugin itself (from a copy of the tree that user can read: the clone may not be)."""
-    exposed = Path(tempfile.mkdtemp(prefix="cni-zygote-"))  # pytest's tmp_path is root's alone
-    request.addfinalizer(lambda: shutil.rmtree(exposed, ignore_errors=True))
-    exposed.chmod(0o755)
-    z = own_zygote(public_tree / "cni-macvlan", exposed / "run" / "z.sock")
+    exposed = shared_dir  # pytest's tmp_path is root's alone
+    z = own_zygote(exposed / "run" / "z.sock", executable=public_tree / "cni-macvlan")
     os.chmod(exposed / "run", 0o755)  # the zygote made it 0700: opened up by mistake
     os.chmod(z.socket, 0o666)
     exe = public_tree / "host-local"
     env = {"PATH": "/usr/bin:/bin", **cni_env("VERSION"), **z.env}
     out = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(exe)],
+        [*AS_NOBODY, str(exe)],
         input=b"{}",
         env=env,
         capture_output=True,
         check=False,
     )
     assert out.returncode == 0 and json.loads(out.stdout)["cniVersion"] == "1.1.0", out
-    assert "refused a connection of uid 65534" in z.log_text()
+    assert f"refused a connection of uid {NOBODY}" in z.log_text()
     assert z.served() == 0
 
 
@@ -313,7 +289,7 @@ def test_many_execs_at_once(zygote: Zygote, tmp_path: Path) -> None:
 
 
 def test_at_its_children_limit_it_takes_the_next_caller_when_one_ends(own_zygote: Any, tmp_path: Path) -> None:
-    z = own_zygote(None, None, "--max-children", "2")
+    z = own_zygote(None, "--max-children", "2")
     callers = [caller(z, f"c{i}") for i in range(3)]
     conf = json_bytes(ipam_conf(tmp_path))
     try:

@@ -31,6 +31,7 @@ from .netlink import IFF_LOOPBACK, Link, NetlinkError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Protocol
 
     class Node(Protocol):
@@ -257,27 +258,23 @@ class Store:
         change anything."""
         self._checked()
 
-    def _checked(self) -> bool:
-        """Does stateDir exist? If it does, it must be safe to use."""
+    def _exists(self, check: Callable[[str], object], path: str) -> bool:
+        """Does ``path`` exist (``check`` it)? Any other failure of the check is a CNIError."""
         try:
-            statefile.check_private(self.dir)
+            check(path)
         except FileNotFoundError:
             return False
         except OSError as e:
             raise self._io_error(e) from None
         return True
 
+    def _checked(self) -> bool:
+        """Does stateDir exist? If it does, it must be safe to use."""
+        return self._exists(statefile.check_private, self.dir)
+
     def has_record(self) -> bool:
         """Is there a record to read (anything at its path) in a stateDir safe to use?"""
-        if not self._checked():
-            return False
-        try:
-            os.lstat(self.path)
-        except FileNotFoundError:
-            return False
-        except OSError as e:
-            raise self._io_error(e) from None
-        return True
+        return self._checked() and self._exists(os.lstat, self.path)
 
     def peek(self) -> Ownership:
         """Read without the lock (the file is replaced atomically): for the fast path of ADD."""
