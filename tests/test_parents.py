@@ -2,7 +2,7 @@
 
 This machine's kernel has no 802.1Q and no dummy, so these tests drive parents.acquire/release with
 FakeNode, a stand-in for the netlink socket that keeps links in a dict (the one mock of the suite,
-for that reason). The same behaviour against the real kernel is in test_vm_parents.py (UML lane).
+for that reason). The same behaviour against the real kernel is in test_vm_parents.py (the VM lane).
 """
 
 from __future__ import annotations
