@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PREFIX ?= /opt/cni/bin
 SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec launcher/cni-macvlan.c launcher/_cni_boot.py launcher/_cni_zygote.py
 
-.PHONY: venv build test test-host test-vm lint clean install bench demo packages-%
+.PHONY: venv build test test-host test-vm lint clean install bench bench-vm demo packages-%
 
 # The Debian packages each target needs, installed when missing (tools/packages.sh holds the one list).
 packages-%:
@@ -83,3 +83,8 @@ clean:
 # Side-by-side with Debian's Go plugins (apt-get install containernetworking-plugins); prints ratios.
 bench: build
 	$(PY) bench/bench.py
+
+# ipvlan beside Go's ipvlan, in the VM lane (this kernel has no ipvlan; times under emulation: read the ratios)
+bench-vm: packages-test-vm build
+	tools/run-in-vm.sh -L "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" -- \
+		$(PY) bench/bench.py --ipvlan-only --runs 20 --json bench-results/bench-vm.json

@@ -1,6 +1,7 @@
 """Side-by-side benchmark: our plugins against Debian's Go plugins, alternating, in one run.
 
     python bench/bench.py [--runs N] [--fast DIR] [--single DIR] [--no-zygote] [--json FILE]
+    python bench/bench.py --ipvlan-only ...   (in the VM lane: `make bench-vm`; this kernel has no ipvlan)
 
 Runs in a private namespace lab (tests/support/lab.py): the benchmark process enters the node namespace
 itself, so each timing is one exec of a plugin, as a runtime pays it. Ours and Go's alternate call by
@@ -89,7 +90,12 @@ def main() -> None:
     )
     parser.add_argument("--no-etcd", dest="etcd", action="store_false", help="leave out the etcd store's ADD/DEL")
     parser.add_argument("--json", default=str(ROOT / "bench-results" / "bench.json"))
+    parser.add_argument(
+        "--ipvlan-only", action="store_true", help="ipvlan ADD and DEL beside Go's ipvlan, nothing else (needs ipvlan)"
+    )
     args = parser.parse_args()
+    if args.ipvlan_only:
+        args.etcd = False
 
     impls = [Impl("fast", Path(args.fast))]
     if args.single:
@@ -111,6 +117,26 @@ def main() -> None:
             from tests.support.etcd import EtcdCluster
 
             etcd = EtcdCluster(Path(stores), 1)
+        if args.ipvlan_only:  # a parent of its own: a parent carries macvlan or ipvlan links, never both
+            subprocess.run(
+                [
+                    "ip",
+                    "-n",
+                    lab.node,
+                    "link",
+                    "add",
+                    "upl1",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "upr1",
+                    "netns",
+                    lab.upstream,
+                ],
+                check=True,
+            )
+            subprocess.run(["ip", "-n", lab.node, "link", "set", "upl1", "up"], check=True)
         node_fd = os.open(f"/run/netns/{lab.node}", os.O_RDONLY)
         setns(node_fd)
         containers = [lab.container(f"b{i}") for i in range(2)]
@@ -119,7 +145,13 @@ def main() -> None:
         def record(impl: Impl, metric: str, ms: float) -> None:
             samples[impl.name].setdefault(metric, []).append(ms)
 
-        for _ in range(args.runs):
+        for _ in range(args.runs if args.ipvlan_only else 0):
+            for impl in impls:
+                conf = {**config(f"{stores}/{impl.name}-ipvlan", "ipbench"), "type": "ipvlan", "master": "upl1"}
+                ms, out = impl.call("ipvlan", "ADD", conf, containers[0], "bench1")
+                record(impl, "ipvlan ADD", ms)
+                record(impl, "ipvlan DEL", impl.call("ipvlan", "DEL", conf, containers[0], "bench1")[0])
+        for _ in range(0 if args.ipvlan_only else args.runs):
             for impl in impls:
                 conf = config(f"{stores}/{impl.name}")
                 ns = containers[0]
@@ -146,7 +178,7 @@ def main() -> None:
         # kernel a backlog of namespaces to tear down in the background, which slows every
         # implementation alike, Go's included, by up to 1.5x over 200 ADDs.) Ours and Go's
         # alternate; the single files run the same store code.
-        seq_impls = [impl for impl in impls if impl.name != "single"]
+        seq_impls = [impl for impl in impls if impl.name != "single" and not args.ipvlan_only]
         seq_ns = {impl.name: lab.container(f"s{impl.name[0]}") for impl in seq_impls}
         seq_conf = {impl.name: config(f"{stores}/{impl.name}-seq", "seq", "10.78.0.0/16") for impl in seq_impls}
         seq_times: dict[str, list[float]] = {impl.name: [] for impl in seq_impls}
@@ -170,7 +202,7 @@ def main() -> None:
                 impl.call("macvlan", "DEL", seq_conf[impl.name], seq_ns[impl.name], f"seq{i}")
 
         # concurrent ADDs on one network: wall time for all of them
-        for impl in impls:
+        for impl in impls if not args.ipvlan_only else []:
             conf = config(f"{stores}/{impl.name}-conc", "conc", "10.79.0.0/16")
             nss = [lab.container(f"k{impl.name[0]}{i}") for i in range(args.concurrent)]
             start = time.perf_counter()

@@ -4,9 +4,10 @@ Read by the entry point (``__main__``), the build (build.spec: the fast layout's
 files, the modules each plugin runs), ``make install`` (through what the build made) and the tests.
 """
 
-# name -> the module whose PLUGIN it runs, then the modules it may run in-process (the macvlan
-# plugin runs our host-local in its own process: macvlan/ipam_call.py)
+# name -> the module whose PLUGIN it runs, then the modules it may run in-process (the link
+# plugins run our host-local in their own process: attach/ipam_call.py)
 PLUGINS: dict[str, tuple[str, ...]] = {
     "macvlan": ("cni_macvlan.macvlan.plugin", "ipam.plugin"),
+    "ipvlan": ("cni_macvlan.ipvlan.plugin", "ipam.plugin"),
     "host-local": ("ipam.plugin",),
 }

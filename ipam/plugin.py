@@ -192,7 +192,7 @@ VERBS = {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "GC": cmd_gc, "STAT
 
 
 def call(command: str, req: Request, conf: ipam_config.IPAMConfig | None = None) -> Result | None:
-    """A verb run in-process for the macvlan plugin (cni_macvlan/macvlan/ipam_call.py), with the
+    """A verb run in-process for a link plugin (cni_macvlan/attach/ipam_call.py), with the
     config it already parsed, if any."""
     return VERBS[command](req, conf)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cni_macvlan.attach.config import load_teardown
 from cni_macvlan.cni.errors import CNIError
 from cni_macvlan.cni.request import Request
 from cni_macvlan.links.parents import dummy_name
@@ -84,5 +85,5 @@ def test_ip_in_cni_args_is_for_the_ipam_and_accepted() -> None:
 def test_teardown_reads_only_what_del_gc_and_status_need() -> None:
     """A config ADD would refuse (a mode since removed, say) can still be torn down."""
     req = Request("DEL", {"name": "net", "mode": "bogus", "stateDir": "/s", "ipam": {"type": "host-local"}}, "1.0.0")
-    conf = config.load_teardown(req)
+    conf = load_teardown(req)
     assert (conf.ipam_type, conf.state_dir) == ("host-local", "/s")

@@ -25,12 +25,31 @@ from cni_macvlan.links.parents import dummy_name
 from tests.support.configs import macvlan_conf
 from tests.support.fs import fill, read_only
 from tests.support.lab import Lab, lease_files, sh
-from tests.support.runners import MacvlanRunner
-from tests.support.users import NOBODY
+from tests.support.runners import MacvlanRunner, Outcome
+from tests.support.users import AS_NOBODY, NOBODY
 
 pytestmark = pytest.mark.netns
 
 NET = "statenet"
+
+
+class Attach:
+    """One of the link plugins (macvlan, ipvlan: they share the parents' rules and record) run as the
+    `macvlan` fixture runs ours, in each layout; the config's type set to match."""
+
+    def __init__(self, runner: MacvlanRunner, plugin: str) -> None:
+        self.runner = runner
+        self.plugin = plugin
+
+    def __call__(self, command: str, config: dict[str, Any], *args: Any, **kwargs: Any) -> Outcome:
+        kwargs["plugin"] = self.plugin
+        return self.runner(command, {**config, "type": self.plugin}, *args, **kwargs)
+
+
+@pytest.fixture(params=["macvlan", "ipvlan"])
+def attach(macvlan: MacvlanRunner, request: pytest.FixtureRequest) -> Attach:
+    """(This kernel has no ipvlan: every test taking this one fails or succeeds before a link is made.)"""
+    return Attach(macvlan, request.param)
 
 
 def conf(state_dir: Path, data_dir: Path, master: str | None = "upl0", version: str = "1.1.0") -> dict[str, Any]:
@@ -60,7 +79,7 @@ def node_state(lab: Lab, data_dir: Path) -> tuple[set[str], dict[str, str]]:
 
 
 def test_a_state_dir_others_can_write_is_refused_and_a_users_record_deletes_nothing(
-    macvlan: MacvlanRunner, lab: Lab, shared_dir: Path
+    attach: Attach, lab: Lab, shared_dir: Path
 ) -> None:
     """A user writes a record naming a node link as an owned parent: root's GC, DEL and ADD refuse
     the directory (code 5) and the link stays."""
@@ -86,7 +105,7 @@ def test_a_state_dir_others_can_write_is_refused_and_a_users_record_deletes_noth
     config = conf(state, shared_dir / "leases")
     c1 = lab.container("c1")
     for verb, cfg, cid in (("GC", gc(config), "c9"), ("DEL", config, "c9"), ("ADD", config, "c1")):
-        err = macvlan(verb, cfg, c1, container_id=cid).error
+        err = attach(verb, cfg, c1, container_id=cid).error
         assert err["code"] == 5, (verb, err)
         assert f'stateDir "{state}"' in err["msg"] and "writable by others" in err["msg"], err
     assert "victim0" in lab.links(lab.node)
@@ -96,7 +115,7 @@ def test_a_state_dir_others_can_write_is_refused_and_a_users_record_deletes_noth
 @pytest.mark.parametrize("planted", ["dummy", "vlan", "dummy-named"])
 @pytest.mark.parametrize("verb", ["DEL", "GC"])
 def test_a_record_alone_never_deletes_a_link_we_did_not_make(
-    macvlan: MacvlanRunner, lab: Lab, tmp_path: Path, verb: str, planted: str
+    attach: Attach, lab: Lab, tmp_path: Path, verb: str, planted: str
 ) -> None:
     """A record (root's own file, damaged or forged) naming a node link with its very ifindex: DEL
     and GC delete only a link that is what we create (a dummy named dm-<hash>, or <base>.<vid>, a
@@ -115,31 +134,31 @@ def test_a_record_alone_never_deletes_a_link_we_did_not_make(
         data = record(name, index)
     (state / "parents.json").write_bytes(data)
     config = conf(state, tmp_path / "leases")
-    macvlan(verb, gc(config) if verb == "GC" else config, container_id="c9").ok()
+    attach(verb, gc(config) if verb == "GC" else config, container_id="c9").ok()
     assert name in lab.links(lab.node)
     assert json.loads((state / "parents.json").read_text())["parents"] == {}
 
 
-def test_a_planted_lock_symlink_is_not_followed(macvlan: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+def test_a_planted_lock_symlink_is_not_followed(attach: Attach, lab: Lab, tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     target = tmp_path / "created-by-root"
     (state / "parents.lock").symlink_to(target)
     c1 = lab.container("c1")
-    err = macvlan("ADD", conf(state, tmp_path / "leases", master=None), c1, container_id="c1").error
+    err = attach("ADD", conf(state, tmp_path / "leases", master=None), c1, container_id="c1").error
     assert err["code"] == 5 and str(state) in err["msg"], err
     assert not target.exists()
     assert set(lab.links(c1)) == {"lo"} and lease_files(tmp_path / "leases", NET) == {}
 
 
-def test_a_symlinked_state_dir_is_refused(macvlan: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+def test_a_symlinked_state_dir_is_refused(attach: Attach, lab: Lab, tmp_path: Path) -> None:
     real = tmp_path / "real"
     real.mkdir(mode=0o700)
     state = tmp_path / "state"
     state.symlink_to(real)
     c1 = lab.container("c1")
     for verb in ("ADD", "DEL"):
-        err = macvlan(verb, conf(state, tmp_path / "leases", master=None), c1, container_id="c1").error
+        err = attach(verb, conf(state, tmp_path / "leases", master=None), c1, container_id="c1").error
         assert err["code"] == 5 and "not a plain directory" in err["msg"], err
     assert list(real.iterdir()) == []
     assert set(lab.links(c1)) == {"lo"}
@@ -149,7 +168,7 @@ def test_a_symlinked_state_dir_is_refused(macvlan: MacvlanRunner, lab: Lab, tmp_
 
 
 def test_a_read_only_state_dir_fails_add_del_and_gc_with_code_5(
-    macvlan: MacvlanRunner, lab: Lab, fs: Path, tmp_path: Path
+    attach: Attach, lab: Lab, fs: Path, tmp_path: Path
 ) -> None:
     state = fs / "state"
     state.mkdir(mode=0o700)
@@ -159,7 +178,7 @@ def test_a_read_only_state_dir_fails_add_del_and_gc_with_code_5(
     c1 = lab.container("c1")
     config = conf(state, tmp_path / "leases", master=None)  # an owned parent: ADD must record it
     for verb, cfg, cid in (("ADD", config, "c1"), ("DEL", config, "c9"), ("GC", gc(config), "c9")):
-        err = macvlan(verb, cfg, c1, container_id=cid).error
+        err = attach(verb, cfg, c1, container_id=cid).error
         assert err["code"] == 5, (verb, err)
         assert err["msg"] == f'stateDir "{state}": Read-only file system', err
         assert "read-only filesystem" in err["details"], err
@@ -167,25 +186,25 @@ def test_a_read_only_state_dir_fails_add_del_and_gc_with_code_5(
     assert json.loads((state / "parents.json").read_text())["parents"], "the record is as it was"
 
 
-def test_a_full_state_dir_fails_add_with_code_5(macvlan: MacvlanRunner, lab: Lab, fs: Path, tmp_path: Path) -> None:
+def test_a_full_state_dir_fails_add_with_code_5(attach: Attach, lab: Lab, fs: Path, tmp_path: Path) -> None:
     state = fs / "state"
     state.mkdir(mode=0o700)
     fill(fs)
     before = node_state(lab, tmp_path / "leases")
     c1 = lab.container("c1")
-    err = macvlan("ADD", conf(state, tmp_path / "leases", master=None), c1, container_id="c1").error
+    err = attach("ADD", conf(state, tmp_path / "leases", master=None), c1, container_id="c1").error
     assert err["code"] == 5 and err["msg"] == f'stateDir "{state}": No space left on device', err
     assert "full" in err["details"]
     assert node_state(lab, tmp_path / "leases") == before and set(lab.links(c1)) == {"lo"}
     assert sorted(p.name for p in state.iterdir()) in ([], ["parents.lock"]), "no temporary left"
 
 
-def test_a_state_dir_that_is_a_file_fails_with_code_5(macvlan: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+def test_a_state_dir_that_is_a_file_fails_with_code_5(attach: Attach, lab: Lab, tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.write_text("not a directory")
     c1 = lab.container("c1")
     for master in (None, "upl0"):
-        err = macvlan("ADD", conf(state, tmp_path / "leases", master=master), c1, container_id="c1").error
+        err = attach("ADD", conf(state, tmp_path / "leases", master=master), c1, container_id="c1").error
         assert err["code"] == 5 and f'stateDir "{state}"' in err["msg"], err
         assert "not a directory" in err["msg"] + err["details"], err
     assert state.read_text() == "not a directory"
@@ -194,7 +213,7 @@ def test_a_state_dir_that_is_a_file_fails_with_code_5(macvlan: MacvlanRunner, la
 
 @pytest.mark.parametrize("damage", ["a directory", "a symlink", "a FIFO", "a socket", "wrong types", "not JSON"])
 def test_a_damaged_record_stops_add_and_never_blocks_del_or_gc(
-    macvlan: MacvlanRunner, lab: Lab, tmp_path: Path, damage: str
+    attach: Attach, lab: Lab, tmp_path: Path, damage: str
 ) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
@@ -216,12 +235,12 @@ def test_a_damaged_record_stops_add_and_never_blocks_del_or_gc(
         path.write_text("{not json")
     c1 = lab.container("c1")
     config = conf(state, tmp_path / "leases")
-    err = macvlan("ADD", config, c1, container_id="c1").error
+    err = attach("ADD", config, c1, container_id="c1").error
     assert err["code"] == 5 and f'"{path}" is damaged' in err["msg"], err
     assert "repair or remove it" in err["details"]
     assert set(lab.links(c1)) == {"lo"} and lease_files(tmp_path / "leases", NET) == {}
-    macvlan("DEL", config, c1, container_id="c1").ok()
-    macvlan("GC", gc(config), container_id="c1").ok()
+    attach("DEL", config, c1, container_id="c1").ok()
+    attach("GC", gc(config), container_id="c1").ok()
     assert path.is_symlink() or path.exists(), "left as it is, for the operator"
 
 
@@ -246,7 +265,7 @@ def test_del_and_gc_refuse_a_state_dir_turned_unsafe_before_changing_anything(
 
 
 @pytest.mark.parametrize("damage", ["a directory", "a FIFO", "a symlink"])
-def test_a_damaged_lock_never_blocks_del_or_gc(macvlan: MacvlanRunner, lab: Lab, tmp_path: Path, damage: str) -> None:
+def test_a_damaged_lock_never_blocks_del_or_gc(attach: Attach, lab: Lab, tmp_path: Path, damage: str) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     (state / "parents.json").write_bytes(record(dummy_name(NET), 0))
@@ -258,24 +277,36 @@ def test_a_damaged_lock_never_blocks_del_or_gc(macvlan: MacvlanRunner, lab: Lab,
     else:
         lock.symlink_to(tmp_path / "elsewhere")
     config = conf(state, tmp_path / "leases", master=None)
-    err = macvlan("ADD", config, lab.container("c1"), container_id="c1").error
+    err = attach("ADD", config, lab.container("c1"), container_id="c1").error
     assert err["code"] == 5 and f'"{lock}" is damaged' in err["msg"], err
-    macvlan("DEL", config, container_id="c9").ok()
-    macvlan("GC", gc(config), container_id="c9").ok()
+    attach("DEL", config, container_id="c9").ok()
+    attach("GC", gc(config), container_id="c9").ok()
     assert not (tmp_path / "elsewhere").exists()
 
 
-@pytest.mark.parametrize(
-    "case", ["a user's", "writable by its group", "under a user's directory", "under a user's symlink"]
-)
-@pytest.mark.parametrize("which", ["stateDir", "dataDir"])
-def test_a_directory_anyone_but_root_could_change_is_refused(
-    macvlan: MacvlanRunner, lab: Lab, shared_dir: Path, which: str, case: str
+CHANGEABLE = ["a user's", "writable by its group", "under a user's directory", "under a user's symlink"]
+
+
+@pytest.mark.parametrize("case", CHANGEABLE)
+def test_a_state_dir_anyone_but_root_could_change_is_refused(
+    attach: Attach, lab: Lab, shared_dir: Path, case: str
 ) -> None:
     """The one rule for stateDir and the lease store's directories (cni/statefile.check_private): the
     directory and every directory above it must be root's and not writable by group or others (a
     sticky one like /tmp aside), and a symlink above it must be root's; nothing is made or written
     through one that fails."""
+    refused_directory(attach, lab, shared_dir, "stateDir", case)
+
+
+@pytest.mark.parametrize("case", CHANGEABLE)
+def test_a_data_dir_anyone_but_root_could_change_is_refused(
+    macvlan: MacvlanRunner, lab: Lab, shared_dir: Path, case: str
+) -> None:
+    """The same rule for the lease store (reached once the link is made: macvlan's, on this kernel)."""
+    refused_directory(macvlan, lab, shared_dir, "dataDir", case)
+
+
+def refused_directory(run: Any, lab: Lab, shared_dir: Path, which: str, case: str) -> None:
     users = shared_dir / "users"
     users.mkdir()
     os.chown(users, NOBODY, NOBODY)
@@ -294,25 +325,13 @@ def test_a_directory_anyone_but_root_could_change_is_refused(
     else:
         real = shared_dir / "real"
         real.mkdir(mode=0o700)
-        subprocess.run(
-            [
-                "setpriv",
-                f"--reuid={NOBODY}",
-                f"--regid={NOBODY}",
-                "--clear-groups",
-                "ln",
-                "-s",
-                str(real),
-                str(users / "link"),
-            ],
-            check=True,
-        )
+        subprocess.run([*AS_NOBODY, "ln", "-s", str(real), str(users / "link")], check=True)
         target = users / "link" / "dir"
         expected = f"{users} is owned by uid {NOBODY}"
     safe = shared_dir / "safe"
     state, data = (target, safe / "leases") if which == "stateDir" else (safe / "state", target)
     c1 = lab.container("c1")
-    err = macvlan("ADD", conf(state, data), c1, container_id="c1").error
+    err = run("ADD", conf(state, data), c1, container_id="c1").error
     assert err["code"] == 5 and expected in err["msg"], err
     assert set(lab.links(c1)) == {"lo"}
     assert not (shared_dir / "real" / "dir").exists() and not (users / "dir").exists(), "nothing made through it"

@@ -1,4 +1,4 @@
-"""The conf-examples that need 802.1Q or a dummy parent, in the VM lane, with the seed's addresses."""
+"""The conf-examples that need 802.1Q, a dummy parent or ipvlan, in the VM lane, with the seed's addresses."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ def run(lab: Lab) -> MacvlanRunner:
     return MacvlanRunner(lab, dist_executable("fast/macvlan").parent, "fast")
 
 
-def add_check(run: MacvlanRunner, config: dict, ns: str, cid: str) -> dict:
-    result = run("ADD", config, ns, container_id=cid).ok()
-    out = run("CHECK", {**config, "prevResult": result}, ns, container_id=cid)
+def add_check(run: MacvlanRunner, config: dict, ns: str, cid: str, plugin: str = "macvlan") -> dict:
+    result = run("ADD", config, ns, container_id=cid, plugin=plugin).ok()
+    out = run("CHECK", {**config, "prevResult": result}, ns, container_id=cid, plugin=plugin)
     assert (out.code, out.stdout) == (0, ""), out.stdout
     return result
 
@@ -90,4 +90,57 @@ def test_no_parent_means_an_isolated_dummy(run: MacvlanRunner, lab: Lab, tmp_pat
     assert lab.ping(a, "10.99.0.3")
     for cid, ns in (("a", a), ("b", b)):
         run("DEL", config, ns, container_id=cid).ok()
+    assert set(lab.node_links()) == {"lo", "upl0"}
+
+
+# ---- Docker's ipvlan networks (its guide: "replace macvlan with ipvlan in the -d driver argument") ----
+
+
+def test_ipvlan50_and_ipvlan60(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+    lab.vlan_upstream(50, "192.168.50.1/24")
+    lab.vlan_upstream(60, "192.168.60.1/24")
+    a, b, c = lab.container("a"), lab.container("b"), lab.container("c")
+    ipvlan = {"plugin": "ipvlan"}
+    r50 = add_check(run, load("32-ipvlan50.conflist", tmp_path), a, "a", **ipvlan)
+    add_check(run, load("32-ipvlan50.conflist", tmp_path), b, "b", **ipvlan)
+    r60 = add_check(run, load("33-ipvlan60.conflist", tmp_path), c, "c", **ipvlan)
+    assert addresses(r50) == ["192.168.50.2/24"] and addresses(r60) == ["192.168.60.2/24"]
+    assert r50["interfaces"][0]["mac"] == lab.node_links()["upl0.50"]["address"]
+    assert lab.ping(a, "192.168.50.1") and lab.ping(a, "192.168.50.3") and lab.ping(c, "192.168.60.1")
+    assert not lab.ping(a, "192.168.60.2")
+    for cid, ns, name in (("a", a, "32-ipvlan50"), ("b", b, "32-ipvlan50"), ("c", c, "33-ipvlan60")):
+        run("DEL", load(f"{name}.conflist", tmp_path), ns, container_id=cid, plugin="ipvlan").ok()
+    assert set(lab.node_links()) == {"lo", "upl0"}
+
+
+def test_ipvlan216_one_v4_and_one_v6_each(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+    lab.vlan_upstream(218, "192.168.216.1/24")
+    sh("ip", "-n", lab.upstream, "addr", "add", "2001:db8:abc8::10/64", "dev", "upr0.218", "nodad")
+    a = lab.container("a")
+    ra = add_check(
+        run, load("52-ipvlan216.conflist", tmp_path, {"ips": ["2001:db8:abc8::20"]}), a, "a", plugin="ipvlan"
+    )
+    assert addresses(ra) == ["192.168.216.2/24", "2001:db8:abc8::20/64"]
+    assert lab.ping(a, "192.168.216.1") and lab.ping(a, "2001:db8:abc8::10")
+
+
+def test_ipnet210_l3_routes_between_two_subnets(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+    """Docker's ipvlan L3 example: two subnets on one parent, no gateway; the kernel routes between
+    the slaves, so containers of different subnets reach each other."""
+    a, b = lab.container("a"), lab.container("b")
+    ra = add_check(run, load("62-ipnet210-l3.conflist", tmp_path, {"ips": ["192.168.214.10"]}), a, "a", plugin="ipvlan")
+    rb = add_check(run, load("62-ipnet210-l3.conflist", tmp_path, {"ips": ["10.1.214.10"]}), b, "b", plugin="ipvlan")
+    assert addresses(ra) == ["192.168.214.10/24"] and addresses(rb) == ["10.1.214.10/24"]
+    assert "gateway" not in ra["ips"][0] and ra["routes"] == [{"dst": "0.0.0.0/0"}]
+    assert lab.ping(a, "10.1.214.10") and lab.ping(b, "192.168.214.10")
+
+
+def test_ipvlan_without_a_parent_is_an_isolated_dummy(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
+    config = load("82-ipvlan-no-parent.conflist", tmp_path)
+    a, b = lab.container("a"), lab.container("b")
+    add_check(run, config, a, "a", plugin="ipvlan")
+    add_check(run, config, b, "b", plugin="ipvlan")
+    assert lab.ping(a, "10.98.0.3")
+    for cid, ns in (("a", a), ("b", b)):
+        run("DEL", config, ns, container_id=cid, plugin="ipvlan").ok()
     assert set(lab.node_links()) == {"lo", "upl0"}

@@ -2,10 +2,10 @@
 (SIGKILL, as `kill -9` would) when it reaches that step, so tests can prove that whatever a crash
 leaves behind, the next DEL or GC cleans up. Costs one string comparison per step when unset.
 
-Steps: macvlan ADD ``parent-recorded``, ``parent-created`` (cni_macvlan/parents.py), ``parent-acquired``,
-``link-created``, ``ipam-added`` (cni_macvlan/plugin.py); host-local ``lease-written`` (the temporary
-file, before it is linked to its address) and ``lease-reserved`` (before last_reserved_ip is updated)
-(ipam/disk.py).
+Steps: macvlan and ipvlan ADD ``parent-recorded``, ``parent-created`` (cni_macvlan/links/parents.py),
+``parent-acquired``, ``link-created``, ``ipam-added`` (cni_macvlan/attach/verbs.py); host-local
+``lease-written`` (the temporary file, before it is linked to its address) and ``lease-reserved``
+(before last_reserved_ip is updated) (ipam/disk.py).
 """
 
 from __future__ import annotations

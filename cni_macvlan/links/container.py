@@ -20,6 +20,10 @@ from ..cni.ip import format_ip, parse_cidr, parse_ip
 from ..cni.result import Result
 from .netlink import IFA_F_DADFAILED, IFA_F_TENTATIVE, Link, Netlink, NetlinkError, NetNS, RouteEntry, write_sysctl
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 DAD_TIMEOUT = 5.0
 DAD_POLL = 0.05
 
@@ -72,30 +76,51 @@ class Container:
     ) -> Link:
         """The macvlan on ``parent``, inside the container, named ``ifname``. ``creator``: a socket in
         the parent's namespace (the node's), or None when the parent is the container's own."""
+
+        def request(nl: Netlink, tmp: str, netns_fd: int) -> None:
+            nl.create_macvlan(tmp, parent.index, mode, netns_fd, mtu=mtu, mac=mac, bcqueuelen=bcqueuelen)
+
+        return self._create("macvlan", creator, parent, ifname, request, mode)
+
+    def create_ipvlan(self, creator: Netlink | None, parent: Link, ifname: str, mode: str, flag: str, mtu: int) -> Link:
+        """The ipvlan on ``parent``, inside the container, named ``ifname`` (as create_macvlan)."""
+
+        def request(nl: Netlink, tmp: str, netns_fd: int) -> None:
+            nl.create_ipvlan(tmp, parent.index, mode, flag, netns_fd, mtu=mtu)
+
+        return self._create("ipvlan", creator, parent, ifname, request, mode)
+
+    def _create(
+        self,
+        kind: str,
+        creator: Netlink | None,
+        parent: Link,
+        ifname: str,
+        request: Callable[[Netlink, str, int], None],
+        mode: str,
+    ) -> Link:
         tmp = temporary_name()
         try:
-            (creator or self.nl).create_macvlan(
-                tmp, parent.index, mode, -1 if creator is None else self.fd, mtu=mtu, mac=mac, bcqueuelen=bcqueuelen
-            )
+            request(creator or self.nl, tmp, -1 if creator is None else self.fd)
         except NetlinkError as e:
-            hint = _create_hint(e.errno or 0, parent, mode)
-            msg = f"failed to create macvlan: {e.strerror}"
+            hint = _create_hint(kind, e.errno or 0, parent, mode)
+            msg = f"failed to create {kind}: {e.strerror}"
             raise CNIError(INTERNAL, f"{msg}: {hint}" if hint else msg) from None
         link = self.nl.get_link(tmp)
         if link is None:
-            raise CNIError(INTERNAL, f"failed to create macvlan: {tmp} did not appear in the container")
+            raise CNIError(INTERNAL, f"failed to create {kind}: {tmp} did not appear in the container")
         if self.nl.get_link(ifname) is not None:
             self.nl.delete_link(link.index)
             raise CNIError(
                 INTERNAL,
-                f'failed to rename macvlan to "{ifname}": file exists',
+                f'failed to rename {kind} to "{ifname}": file exists',
                 f"the container already has an interface named {ifname}",
             )
         try:
             self.nl.rename(link.index, ifname)
         except NetlinkError as e:
             self.nl.delete_link(link.index)
-            raise CNIError(INTERNAL, f'failed to rename macvlan to "{ifname}": {e.strerror}') from None
+            raise CNIError(INTERNAL, f'failed to rename {kind} to "{ifname}": {e.strerror}') from None
         renamed = self.nl.get_link(index=link.index)
         assert renamed is not None
         return renamed
@@ -185,17 +210,18 @@ class Container:
 
     # ---- CHECK ----
 
-    def check(self, ifname: str, mode: str, mac: str, prev: Result) -> None:
-        """Is the interface in ``prev`` the macvlan we made, with ``prev``'s addresses and routes?"""
+    def check(self, ifname: str, kind: str, mode: str, mac: str, prev: Result, words: dict[str, str]) -> None:
+        """Is the interface in ``prev`` the link we made (of ``kind``, in ``mode``, with ``mac``), with
+        ``prev``'s addresses and routes? ``words``: the plugin's upstream messages (not_kind, mode, mac)."""
         link = self.nl.get_link(ifname)
         if link is None:
             raise CNIError(INTERNAL, f"Container Interface name in prevResult: {ifname} not found")
-        if link.kind != "macvlan":
-            raise CNIError(INTERNAL, f"error: Container interface {ifname} not of type macvlan")
+        if link.kind != kind:
+            raise CNIError(INTERNAL, words["not_kind"].format(ifname=ifname))
         if link.mode != mode:
-            raise CNIError(INTERNAL, f"container macvlan mode {link.mode} does not match expected value: {mode}")
+            raise CNIError(INTERNAL, words["mode"].format(have=link.mode, want=mode))
         if mac and link.mac != mac.lower():
-            raise CNIError(INTERNAL, f"interface {ifname} Mac {mac} doesn't match container Mac: {link.mac}")
+            raise CNIError(INTERNAL, words["mac"].format(ifname=ifname, mac=mac, have=link.mac))
         self._check_addresses(link, prev)
         self._check_routes(link, prev)
 
@@ -244,8 +270,17 @@ def _sysctl(path: str, value: str) -> None:
         pass  # as upstream: a missing knob (IPv6 disabled in the kernel) is not fatal
 
 
-def _create_hint(code: int, parent: Link, mode: str) -> str:
+def _create_hint(kind: str, code: int, parent: Link, mode: str) -> str:
     """What the kernel's bare errno means here (the config was validated before: MTU, MAC, mode)."""
+    if kind == "ipvlan":
+        if code == errno.EBUSY:
+            return (
+                f'master "{parent.name}" carries macvlan links (or is a bridge port): a parent holds macvlan or'
+                " ipvlan links, never both; use another parent (another VLAN of it, say)"
+            )
+        if code == errno.EOPNOTSUPP:
+            return "this kernel has no ipvlan (modprobe ipvlan)"
+        return ""
     if code == errno.EINVAL and mode == "passthru":  # the parent already has macvlan links
         return (
             f'master "{parent.name}" already carries macvlan links (of this or another network): '
@@ -257,7 +292,10 @@ def _create_hint(code: int, parent: Link, mode: str) -> str:
             "which allows no other link on it; use another parent"
         )
     if code == errno.EBUSY:
-        return f'master "{parent.name}" is in use by a link that excludes macvlan (ipvlan, or a bridge port)'
+        return (
+            f'master "{parent.name}" carries ipvlan links (or is a bridge port): a parent holds macvlan or'
+            " ipvlan links, never both; use another parent (another VLAN of it, say)"
+        )
     if code == errno.EADDRNOTAVAIL:
         return "the MAC address is not usable"
     return ""

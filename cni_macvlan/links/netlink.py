@@ -30,6 +30,7 @@ IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_TXQLEN = 1, 3, 4, 5, 13
 IFLA_LINKINFO, IFLA_NET_NS_FD = 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFLA_MACVLAN_MODE, IFLA_MACVLAN_BC_QUEUE_LEN = 1, 7
+IFLA_IPVLAN_MODE, IFLA_IPVLAN_FLAGS = 1, 2
 IFLA_VLAN_ID = 1
 IFF_UP, IFF_LOOPBACK = 0x1, 0x8
 # address attributes and flags
@@ -47,6 +48,11 @@ CLONE_NEWNET = 0x40000000
 
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8}
 MACVLAN_MODE_NAMES = {v: k for k, v in MACVLAN_MODES.items()}
+IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
+IPVLAN_MODE_NAMES = {v: k for k, v in IPVLAN_MODES.items()}
+IPVLAN_FLAGS = {"bridge": 0, "private": 1, "vepa": 2}
+IPVLAN_FLAG_NAMES = {v: k for k, v in IPVLAN_FLAGS.items()}
+_U16 = Struct("=H")
 
 _HDR = Struct("=IHHII")
 _ATTR = Struct("=HH")
@@ -97,7 +103,7 @@ def mac_to_str(raw: bytes) -> str:
 class Link:
     """What RTM_GETLINK tells about one interface."""
 
-    __slots__ = ("flags", "index", "kind", "link", "mac", "mode", "mtu", "name", "vlan_id")
+    __slots__ = ("flags", "index", "ipvlan_flag", "kind", "link", "mac", "mode", "mtu", "name", "vlan_id")
 
     def __init__(self, index: int, flags: int, attrs: dict[int, bytes]) -> None:
         self.index = index
@@ -107,7 +113,8 @@ class Link:
         self.mtu = _U32.unpack(attrs[IFLA_MTU])[0] if IFLA_MTU in attrs else 0
         self.link = _U32.unpack(attrs[IFLA_LINK])[0] if IFLA_LINK in attrs else 0  # parent index
         self.kind = ""
-        self.mode = ""
+        self.mode = ""  # a macvlan's or an ipvlan's
+        self.ipvlan_flag = ""
         self.vlan_id = 0
         if IFLA_LINKINFO in attrs:
             info = parse_attrs(attrs[IFLA_LINKINFO])
@@ -115,6 +122,9 @@ class Link:
             data = parse_attrs(info.get(IFLA_INFO_DATA, b""))
             if self.kind in ("macvlan", "macvtap") and IFLA_MACVLAN_MODE in data:
                 self.mode = MACVLAN_MODE_NAMES.get(_U32.unpack(data[IFLA_MACVLAN_MODE])[0], "unknown")
+            if self.kind == "ipvlan":
+                self.mode = IPVLAN_MODE_NAMES.get(_U16.unpack(data.get(IFLA_IPVLAN_MODE, b"\0\0")[:2])[0], "unknown")
+                self.ipvlan_flag = IPVLAN_FLAG_NAMES.get(_U16.unpack(data.get(IFLA_IPVLAN_FLAGS, b"\0\0")[:2])[0], "?")
             if self.kind == "vlan" and IFLA_VLAN_ID in data:
                 self.vlan_id = int.from_bytes(data[IFLA_VLAN_ID][:2], "little")
 
@@ -253,6 +263,11 @@ class Netlink:
             data += _u32(IFLA_MACVLAN_BC_QUEUE_LEN, bcqueuelen)
         # txqueuelen 0, as upstream's macvlan (its netlink library sends it): no queue to set up or drain
         self.create_link(name, "macvlan", parent, netns_fd, mtu, mac, data, txqlen=0)
+
+    def create_ipvlan(self, name: str, parent: int, mode: str, flag: str, netns_fd: int = -1, mtu: int = 0) -> None:
+        data = _attr(IFLA_IPVLAN_MODE, _U16.pack(IPVLAN_MODES[mode]))
+        data += _attr(IFLA_IPVLAN_FLAGS, _U16.pack(IPVLAN_FLAGS[flag]))
+        self.create_link(name, "ipvlan", parent, netns_fd, mtu, data=data)
 
     def create_vlan(self, name: str, parent: int, vlan_id: int, index: int = 0) -> None:
         self.create_link(name, "vlan", parent, data=_attr(IFLA_VLAN_ID, vlan_id.to_bytes(2, "little")), index=index)

@@ -1,0 +1,128 @@
+"""The config keys every link plugin shares, and the rules they follow: pure, no kernel.
+
+``master`` (the parent, planned by Docker's rules in links/parents.plan), ``mtu``, ``linkInContainer``,
+``ipam``, ``dns``, ``stateDir`` (the parents' record), ``prevResult``. A plugin's own config module
+(macvlan/config.py, ipvlan/config.py) reads its keys and these, in the order its upstream
+reads them, each through one of these functions; ``finish`` makes the checks that need the whole
+config. Every mistake is a CNIError (code 7) naming the key, the value and the fix.
+
+DEL, GC and STATUS must work on a config that ADD would refuse (a network being torn down after an
+upgrade tightened a rule): ``load_teardown`` reads only what they need.
+"""
+
+from __future__ import annotations
+
+from ..cni.errors import INVALID_CONFIG, CNIError
+from ..cni.keys import directory, get
+from ..links import parents
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..cni.request import Request
+
+DEFAULT_STATE_DIR = "/var/lib/cni/cni-macvlan"
+
+
+def invalid(msg: str, details: str = "") -> CNIError:
+    return CNIError(INVALID_CONFIG, msg, details)
+
+
+class Teardown:
+    """What DEL, GC and STATUS need: where the parents' record is, and which IPAM to call."""
+
+    __slots__ = ("ipam_type", "state_dir")
+
+    def __init__(self, ipam_type: str, state_dir: str) -> None:
+        self.ipam_type = ipam_type  # "": no IPAM (L2 only, or addresses from prevResult)
+        self.state_dir = state_dir
+
+
+class LinkConf(Teardown):
+    """The shared part of a link plugin's config, checked: what ADD and CHECK need of it."""
+
+    __slots__ = ("dns", "link_in_container", "master", "mode", "mtu", "name", "parent", "prev")
+
+    def __init__(self, name: str) -> None:
+        super().__init__("", "")
+        self.name = name
+        self.master = ""
+        self.parent = parents.ParentSpec("", "link")  # what master asks for (links/parents.plan)
+        self.mode = ""  # the plugin's own modes
+        self.mtu = 0
+        self.link_in_container = False
+        self.dns: dict[str, Any] = {}
+        self.prev: Any = None  # prevResult as given (CHECK; chained ADD)
+
+
+def ipam_type(config: dict[str, Any]) -> str:
+    """The delegated IPAM's type, '' for none (``ipam`` absent or ``{}``)."""
+    ipam = get(config, "ipam")
+    if ipam is None or ipam == {}:
+        return ""
+    if not isinstance(ipam, dict):
+        raise invalid(f"ipam must be an object, got {ipam!r}")
+    kind = ipam.get("type", "")
+    if not isinstance(kind, str):
+        raise invalid(f"ipam.type must be a plugin name, got {kind!r}")
+    return kind
+
+
+def state_dir(config: dict[str, Any]) -> str:
+    return directory("stateDir", config.get("stateDir") or DEFAULT_STATE_DIR)
+
+
+def load_teardown(req: Request) -> Teardown:
+    return Teardown(ipam_type(req.config), state_dir(req.config))
+
+
+def master(config: dict[str, Any]) -> str:
+    value = get(config, "master", "") or ""
+    if not isinstance(value, str):
+        raise invalid(f"master must be an interface name, got {value!r}")
+    return value
+
+
+def integer(config: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = get(config, key, 0)
+    if value is None:
+        return 0
+    if type(value) is not int:
+        raise invalid(f"{key} must be an integer, got {value!r}")
+    if key == "mtu" and value < 0:  # upstream's words for it
+        raise invalid(f"invalid MTU {value}, must be [0, master MTU]")
+    if not low <= value <= high:
+        raise invalid(f"invalid {key} {value}, must be [{low}, {high}]")
+    return value
+
+
+def mtu(config: dict[str, Any]) -> int:
+    return integer(config, "mtu", 0, 65535)
+
+
+def link_in_container(config: dict[str, Any]) -> bool:
+    value = get(config, "linkInContainer", False)
+    if not isinstance(value, bool):
+        raise invalid(f"linkInContainer must be true or false, got {value!r}")
+    return value
+
+
+def dns(config: dict[str, Any]) -> dict[str, Any]:
+    value = get(config, "dns") or {}
+    if not isinstance(value, dict):
+        raise invalid(f"dns must be an object, got {value!r}")
+    return value
+
+
+def finish(conf: LinkConf, config: dict[str, Any]) -> None:
+    """The checks that need the whole config: the parent plan (links/parents.plan), linkInContainer
+    against it, the state directory; and prevResult kept."""
+    conf.parent = parents.plan(conf.master, conf.name)
+    if conf.link_in_container and conf.parent.kind != "link":
+        raise invalid(
+            "linkInContainer needs an existing master in the container's namespace",
+            'parents are created on the node only: name the container\'s interface in "master"',
+        )
+    conf.state_dir = state_dir(config)
+    conf.prev = config.get("prevResult")

@@ -1,0 +1,204 @@
+"""The CNI verbs of a plugin that attaches a container through one link on a parent (macvlan,
+ipvlan). Each reads as the spec's steps: the plugin's config module says what is asked,
+links/parents and links/container do the kernel's part, the IPAM is called through one seam
+(ipam_call.py). What is a plugin's own (its config, how its link is made and checked, how its
+result's routes are shaped) it gives in a ``LinkPlugin``.
+
+ADD is all or nothing: every step that changed the node pushes its undo, and any failure runs the
+undos (IPAM DEL, link deleted, parent released) before the error is printed. DEL releases the IPAM
+lease first and whatever happened to the namespace, never looks the parent up, and succeeds when
+things are gone. A plugin that allows it (ipvlan, as upstream) takes its addresses from prevResult
+when it has no IPAM (chained after another plugin).
+"""
+
+from __future__ import annotations
+
+from ..cni import faults
+from ..cni.errors import INTERNAL, INVALID_CONFIG, CNIError
+from ..cni.request import Request, valid_attachments
+from ..cni.result import Interface, Result, parse, render
+from ..links import parents
+from ..links.container import Container, delete_link_at
+from ..links.netlink import Link, Netlink
+from . import config
+from .config import LinkConf
+from .ipam_call import Ipam
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Undo = Callable[[], object]
+    Verb = Callable[[Request], Result | None]
+
+
+class LinkPlugin:
+    """What is a link plugin's own. ``load``: its config (attach/config.LinkConf and its keys).
+    ``create(ct, creator, master, ifname, conf)``: its link in the container (``creator``: the node's
+    socket, or None when the parent is the container's). ``check(ct, ifname, conf, mac, prev)``.
+    ``shape(conf, result)``: the routes it installs (Docker's ipvlan L3: a default route over the
+    device, no gateway). ``chained``: with no IPAM, addresses come from prevResult. ``words``: its
+    upstream's messages (prev_missing, sandbox)."""
+
+    def __init__(
+        self,
+        name: str,
+        load: Callable[[Request], LinkConf],
+        create: Callable[[Container, Netlink | None, Link, str, LinkConf], Link],
+        check: Callable[[Container, str, LinkConf, str, Result], None],
+        shape: Callable[[LinkConf, Result], None] | None = None,
+        chained: bool = False,
+        words: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.load = load
+        self.create = create
+        self.check = check
+        self.shape = shape
+        self.chained = chained
+        self.words = {
+            "prev_missing": "required prevResult missing",
+            "sandbox": "sandbox in prevResult {have} doesn't match configured netns: {want}",
+            **(words or {}),
+        }
+
+
+def _master(conf: LinkConf, node: Netlink, ct: Container, att: parents.Attachment, undo: list[Undo]) -> Link:
+    """The checks only the kernel can make, in one step: the parent exists (or is ours to create:
+    links/parents.acquire, which records the attachment) and can carry a link of the configured MTU."""
+    if conf.link_in_container:
+        master = ct.master(conf.master)
+    else:
+        store = parents.Store(conf.state_dir)
+        master = parents.acquire(node, store, conf.parent, att)
+        undo.append(lambda: _release_parent(store, att))
+        faults.step("parent-acquired")
+    if conf.mtu > master.mtu:
+        raise CNIError(INVALID_CONFIG, f"invalid MTU {conf.mtu}, must be [0, master MTU({master.mtu})]")
+    return master
+
+
+def _release_parent(store: parents.Store, attachment: parents.Attachment) -> None:
+    if not store.has_record():
+        return  # we own no parent on this node
+    with Netlink() as node:
+        parents.release(node, store, attachment)
+
+
+def _ipam_best_effort(req: Request, ipam_type: str, command: str) -> CNIError | None:
+    """DEL and GC go on past an IPAM failure (to clean up what is ours) and report it at the end."""
+    if not ipam_type:
+        return None
+    try:
+        Ipam(req, ipam_type).run(command)
+    except CNIError as e:
+        return e
+    return None
+
+
+class Verbs:
+    """ADD, DEL, CHECK, GC and STATUS for one LinkPlugin; ``table()`` for the skeleton."""
+
+    def __init__(self, plugin: LinkPlugin) -> None:
+        self.plugin = plugin
+
+    def table(self) -> dict[str, Verb]:
+        return {"ADD": self.add, "DEL": self.delete, "CHECK": self.check, "GC": self.gc, "STATUS": self.status}
+
+    def _chained(self, conf: LinkConf, req: Request) -> Result | None:
+        """prevResult's addresses, routes and DNS, for a chained plugin with no IPAM; else None."""
+        if not self.plugin.chained or conf.ipam_type or not conf.prev:
+            return None
+        prev = parse(conf.prev, req.version)
+        return prev if prev.ips else None
+
+    def add(self, req: Request) -> Result:
+        conf = self.plugin.load(req)
+        chained = self._chained(conf, req)
+        ipam = Ipam(req, conf.ipam_type) if conf.ipam_type else None
+        if ipam is not None:
+            ipam.precheck()
+        undo: list[Undo] = []
+        with Container(req.netns) as ct:
+            try:
+                with Netlink() as node:
+                    master = _master(conf, node, ct, (conf.name, req.container_id, req.ifname), undo)
+                    link = self.plugin.create(ct, None if conf.link_in_container else node, master, req.ifname, conf)
+                undo.append(lambda: ct.delete(req.ifname))
+                faults.step("link-created")
+
+                result = Result(interfaces=[Interface(req.ifname, link.mac, req.netns)])
+                addresses = chained  # where the addresses come from: the IPAM, or prevResult (chained)
+                if ipam is not None:
+                    addresses = ipam.run("ADD")
+                    undo.append(lambda: ipam.run("DEL"))
+                    faults.step("ipam-added")
+                    if addresses is None or not addresses.ips:
+                        raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
+                if addresses is not None:
+                    for ipc in addresses.ips:
+                        ipc.interface = 0
+                    result.ips, result.routes, result.dns = addresses.ips, addresses.routes, addresses.dns
+                    if self.plugin.shape is not None:
+                        self.plugin.shape(conf, result)
+                    ct.configure(link, result)
+                else:
+                    ct.set_up(link)  # L2 only
+                if conf.dns:
+                    result.dns = conf.dns
+                render(result, req.version)  # an L2 result can't be printed as 0.1/0.2: fail now, while undo can run
+                return result
+            except BaseException:
+                for step in reversed(undo):
+                    try:
+                        step()
+                    except Exception:  # the original error is the one to report
+                        pass
+                raise
+
+    def delete(self, req: Request) -> None:
+        conf = config.load_teardown(req)
+        store = parents.Store(conf.state_dir)
+        store.check()  # a stateDir we must refuse: refused before anything changes
+        ipam_error = _ipam_best_effort(req, conf.ipam_type, "DEL")  # first, whatever state the namespace is in
+        if req.netns:
+            delete_link_at(req.netns, req.ifname)
+        _release_parent(store, (req.network, req.container_id, req.ifname))
+        if ipam_error is not None:
+            raise ipam_error
+
+    def check(self, req: Request) -> None:
+        conf = self.plugin.load(req)
+        if conf.ipam_type:
+            Ipam(req, conf.ipam_type).run("CHECK")
+        if not conf.prev:
+            raise CNIError(INTERNAL, self.plugin.words["prev_missing"])
+        prev = parse(conf.prev, req.version)
+        iface = next((i for i in prev.interfaces if i.name == req.ifname), None)
+        if iface is None:
+            raise CNIError(INTERNAL, "container interface name missing in prevResult")
+        if iface.sandbox != req.netns:
+            raise CNIError(INTERNAL, self.plugin.words["sandbox"].format(have=iface.sandbox, want=req.netns))
+        with Container(req.netns) as ct:
+            if conf.link_in_container:
+                parents.require(ct.nl, conf.master)
+            else:
+                with Netlink() as node:
+                    parents.require(node, conf.parent.name)
+            self.plugin.check(ct, req.ifname, conf, iface.mac, prev)
+
+    def status(self, req: Request) -> None:
+        conf = config.load_teardown(req)
+        if conf.ipam_type:
+            Ipam(req, conf.ipam_type).run("STATUS")
+
+    def gc(self, req: Request) -> None:
+        valid = valid_attachments(req.config)
+        conf = config.load_teardown(req)
+        store = parents.Store(conf.state_dir)
+        store.check()
+        error = _ipam_best_effort(req, conf.ipam_type, "GC")
+        with Netlink() as node:
+            parents.collect(node, store, req.network, valid)
+        if error is not None:
+            raise error
