@@ -6,6 +6,7 @@ parents' record as it was)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from tests.support.runners import MacvlanRunner
 pytestmark = pytest.mark.netns
 
 
-def conf(tmp: Path, **top: object) -> dict:
+def conf(tmp: Path, **top: Any) -> dict:
     return macvlan_conf("ipnet", tmp / "leases", tmp / "state", version="1.1.0", type="ipvlan", **top)
 
 
