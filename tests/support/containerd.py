@@ -98,12 +98,16 @@ class Containerd:
                 env=self.env,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 30
-        while self.ctr("version", check=False).returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"containerd did not start:\n{self.log_text()[-3000:]}")
-            time.sleep(0.1)
-        self.import_busybox()
+        try:
+            deadline = time.monotonic() + 30
+            while self.ctr("version", check=False).returncode != 0:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"containerd did not start:\n{self.log_text()[-3000:]}")
+                time.sleep(0.1)
+            self.import_busybox()
+        except BaseException:
+            self.close()
+            raise
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -171,7 +175,8 @@ class Containerd:
     def cgroups(self) -> list[Path]:
         """Our cgroup directories in every hierarchy, deepest first."""
         found = []
-        for top in Path("/sys/fs/cgroup").iterdir():
+        root = Path("/sys/fs/cgroup")
+        for top in (root, *root.iterdir()):  # the unified hierarchy, or each of version 1's
             base = top / self.cgroup.lstrip("/")
             if base.is_dir():
                 found += [Path(root) for root, _, _ in os.walk(base, topdown=False)]
