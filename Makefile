@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PREFIX ?= /opt/cni/bin
 SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec launcher/cni-macvlan.c launcher/_cni_boot.py launcher/_cni_zygote.py
 
-.PHONY: venv build test test-host test-vm lint clean install bench bench-vm demo packages-%
+.PHONY: venv build runtime-clients test test-host test-vm lint clean install bench bench-vm demo packages-%
 
 # The Debian packages each target needs, installed when missing (tools/packages.sh holds the one list).
 packages-%:
@@ -34,12 +34,17 @@ dist/host-local dist/macvlan &: $(VENV)/.installed $(SOURCES)
 # then fails its tests instead of skipping them.
 test: packages-test build lint test-host test-vm
 
-test-host: packages-test-host build
+test-host: packages-test-host build runtime-clients
 	CNI_REQUIRE_ALL=1 $(PY) -m pytest -n auto -q -m "not vm" tests
 
 test-vm: packages-test-vm build
 	tools/run-in-vm.sh -L "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" -- \
 		env CNI_REQUIRE_ALL=1 PYTHONDONTWRITEBYTECODE=1 $(PY) -m pytest -q -p no:cacheprovider -m vm tests
+
+# The CNI clients the runtime tests drive that Debian ships as source only (cnitool, the CRI's gRPC stubs),
+# fetched with apt-get source and built once into build/runtime-clients (tests/support/layouts.py finds them).
+runtime-clients: packages-test-host $(VENV)/.installed
+	@tools/runtime-clients.sh build/runtime-clients $(PY)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.images import busybox_layer
 from tests.support.lab import sh
 from tests.support.layouts import dist_executable, needed
 
@@ -65,16 +66,7 @@ class Podman:
         return proc
 
     def setup(self) -> None:
-        rootfs = self.w / "rootfs"
-        for d in ("bin", "etc", "proc", "sys", "dev", "tmp"):
-            (rootfs / d).mkdir(parents=True)
-        shutil.copy("/bin/busybox", rootfs / "bin" / "busybox")
-        for applet in subprocess.run(
-            ["/bin/busybox", "--list"], capture_output=True, text=True, check=True
-        ).stdout.split():
-            if applet != "busybox":
-                (rootfs / "bin" / applet).symlink_to("busybox")
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(self.w / "rootfs.tar"), "."], check=True)
+        (self.w / "rootfs.tar").write_bytes(busybox_layer())
         self("import", str(self.w / "rootfs.tar"), "localhost/cmt-bb")
         sh("ip", "netns", "add", self.upns)
         sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", self.peer, "netns", self.upns)

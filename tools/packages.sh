@@ -20,8 +20,11 @@ declare -A PURPOSE=(
     [demo]="iproute2 iputils-ping util-linux"
     # the host lane: the namespace lab (iproute2, ping, nsenter), the Go reference plugins in /usr/lib/cni,
     # real etcd members (some over TLS: openssl makes their certificates), podman's CNI backend with runc
-    # and a busybox image built from busybox-static
-    [test-host]="iproute2 iputils-ping util-linux containernetworking-plugins etcd-server openssl podman runc busybox-static"
+    # and a busybox image built from busybox-static; the runtime tests: containerd (the daemon, its CRI,
+    # ctr and the runc shim), golang-go to build cnitool from Debian's libcni source and
+    # golang-github-gogo-protobuf-dev for the gogo.proto that the CRI's api.proto imports
+    # (tools/runtime-clients.sh fetches both sources and builds them)
+    [test-host]="iproute2 iputils-ping util-linux containernetworking-plugins etcd-server openssl podman runc busybox-static containerd golang-go golang-github-gogo-protobuf-dev"
     # the VM lane (tools/run-in-vm.sh): QEMU, busybox and modprobe for virtme-ng's guest; the guest sees the
     # host's / read-only, so the lab's tools and the Go plugins come from the host too
     [test-vm]="qemu-system-x86 busybox-static kmod iproute2 iputils-ping util-linux containernetworking-plugins"

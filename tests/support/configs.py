@@ -51,3 +51,10 @@ def macvlan_conf(
         config["ipam"] = {"dataDir": str(data_dir), **ipam} if ipam else {}
     config.update(top)
     return config
+
+
+def conflist(name: str, *plugins: dict[str, Any], version: str = "1.0.0") -> dict[str, Any]:
+    """A network configuration list of ``plugins``, run in order; their own ``name`` and ``cniVersion`` are
+    dropped (libcni gives each the list's)."""
+    entries = [{k: v for k, v in p.items() if k not in ("name", "cniVersion")} for p in plugins]
+    return {"cniVersion": version, "name": name, "plugins": entries}

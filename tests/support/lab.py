@@ -50,6 +50,14 @@ class Lab:
         """A new container namespace; returns its path, as CNI_NETNS carries it."""
         return f"/run/netns/{self.add_netns(name)}"
 
+    def attach(self, name: str, pid: int) -> str:
+        """A name for the network namespace of process ``pid`` (a runtime's sandbox), kept (and the namespace
+        with it) until removed; returns its /run/netns path."""
+        full = f"{self.prefix}-{name}"
+        sh("ip", "netns", "attach", full, str(pid))
+        self.namespaces.append(full)
+        return f"/run/netns/{full}"
+
     def remove_netns(self, path: str) -> None:
         name = os.path.basename(path)
         sh("ip", "netns", "del", name, check=False)

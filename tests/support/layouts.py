@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,3 +43,32 @@ def dist_executable(name: str) -> Path:
 
 def go_plugin(name: str) -> Path:
     return needed(GO_PLUGINS / name, "run `tools/packages.sh install test-host` (containernetworking-plugins)")
+
+
+# The layouts a real runtime runs: the single files, the fast layout exec'd, the fast layout served by a zygote.
+SHIPPED = ["single", "fast", "zygote"]
+
+
+def plugin_dir(layout: str, dest: Path, go: tuple[str, ...] = ()) -> Path:
+    """A CNI bin directory as a node has it: our plugins in ``layout`` and Debian's Go plugins named in ``go``,
+    as links in ``dest`` (made). The plugins' names stay theirs: a plugin is the file its name points at."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PLUGIN_NAMES:
+        (dest / name).symlink_to(dist_executable(name if layout == "single" else f"fast/{name}"))
+    for name in go:
+        (dest / name).symlink_to(go_plugin(name))
+    return dest
+
+
+def layout_env(layout: str, zygote: Any = None) -> dict[str, str]:
+    """What a runtime's environment carries for ``layout``: the zygote's socket for "zygote"; for the others
+    none (CNI_MACVLAN_ZYGOTE empty), so that an installed zygote can't serve them."""
+    return zygote.env if layout == "zygote" else {"CNI_MACVLAN_ZYGOTE": ""}
+
+
+RUNTIME_CLIENTS = ROOT / "build" / "runtime-clients"
+
+
+def runtime_client(name: str) -> Path:
+    """What tools/runtime-clients.sh built: "cnitool", or "cri" (the directory of the CRI's stubs)."""
+    return needed(RUNTIME_CLIENTS / name, "run `make runtime-clients` (tools/runtime-clients.sh)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,6 +84,38 @@ class Served:
 
     def check(self) -> None:
         assert self.zygote.served() - self.before >= self.calls, self.zygote.log_text()[-2000:]
+
+
+class PluginLog:
+    """Our plugins' log file (the config's ``logFile``): each exec of ours logs its outcome under its pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def text(self, since: int = 0) -> str:
+        return self.path.read_bytes()[since:].decode() if self.path.exists() else ""
+
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def execs(self, since: int = 0) -> set[int]:
+        """The pids of the execs of ours that logged after byte ``since``."""
+        return {int(m) for m in re.findall(r"^\S+ [A-Z]+ \[(\d+)\]", self.text(since), re.M)}
+
+
+class ServedPerLog(Served):
+    """Served, for runtimes that exec our plugins themselves: the calls are the execs of ours that the log
+    shows during the test, and there must be some."""
+
+    def __init__(self, request: Any, log: PluginLog) -> None:
+        self.log = log
+        self.start = log.size()
+        super().__init__(request)
+
+    def check(self) -> None:
+        self.calls = len(self.log.execs(self.start))
+        assert self.calls, f"no plugin of ours logged to {self.log.path}"
+        super().check()
 
 
 class MacvlanRunner:
