@@ -129,7 +129,7 @@ def run() -> None:
             loader.preload(plugin)
         import _cni_zygote
 
-        _cni_zygote.main(sys.argv, f"{home}/{BUNDLE}", run_plugin)
+        _cni_zygote.main(sys.argv, home, BUNDLE, run_plugin)
         return
     loader.preload(name)
     code = run_plugin()
