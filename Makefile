@@ -1,13 +1,16 @@
-# cni-macvlan: make venv | build | test | lint | demo | install
+# cni-macvlan: make venv | build | test | lint | demo | install | uninstall
 # The plugins embed the build Python's static library (build.spec, launcher/): Debian's python3.11
 # (PGO/LTO-built, libpython3.11-pic.a in libpython3.11-dev) starts faster than pyenv's shared builds.
 PYTHON ?= /usr/bin/python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PREFIX ?= /opt/cni/bin
-SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec launcher/cni-macvlan.c launcher/_cni_boot.py launcher/_cni_zygote.py
+SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec launcher/cni-macvlan.c launcher/_cni_boot.py \
+	launcher/_cni_zygote.py launcher/_cni_install.py
+# the release's other files (tools/release.py stage)
+RELEASE_FILES := launcher/install.sh launcher/cni-macvlan-zygote.service tools/release.py
 
-.PHONY: venv build test test-host test-vm lint clean install bench demo packages-%
+.PHONY: venv build test test-host test-vm lint clean install uninstall bench demo packages-%
 
 # The Debian packages each target needs, installed when missing (tools/packages.sh holds the one list).
 packages-%:
@@ -21,11 +24,15 @@ $(VENV)/.installed: pyproject.toml | packages-build
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-build: dist/host-local dist/macvlan
+build: dist/host-local dist/macvlan dist/release/SHA256SUMS
 
 dist/host-local dist/macvlan &: $(VENV)/.installed $(SOURCES)
 	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN build.spec
 	@touch dist/host-local dist/macvlan
+
+# the release as it unpacks (what `make install` and the tarball install from)
+dist/release/SHA256SUMS: dist/host-local dist/macvlan $(RELEASE_FILES)
+	$(PY) tools/release.py stage
 
 # The whole suite, in two lanes. The host lane runs everything this kernel can (lint, unit, exec,
 # namespace, interop tests); the VM lane runs the `vm` tests (802.1Q and dummy parents) in a VM whose
@@ -46,32 +53,22 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# Installs the fast layout: one frozen tree in LIBDIR, the plugin names as symlinks in PREFIX, and
-# the zygote's systemd unit (enabled and (re)started where systemd runs; ZYGOTE=no leaves it out).
-# LAYOUT=single installs the self-contained single-file executables instead.
+# The release's installer (dist/release/install.sh; docs/install.md): the fast layout's build in
+# LIBDIR/builds/, LIBDIR/current switched to it atomically, the plugin names (cni_macvlan/plugins.py)
+# as links in PREFIX, and the zygote's systemd unit (enabled and restarted where systemd runs;
+# ZYGOTE=no leaves it out). LAYOUT=single installs the single-file executables instead. DESTDIR
+# stages into a directory (packages). `make uninstall` removes exactly what was installed.
 LIBDIR ?= /opt/cni-macvlan
 LAYOUT ?= fast
 ZYGOTE ?= yes
 UNITDIR ?= /etc/systemd/system
+DESTDIR ?=
+INSTALL_ARGS = --prefix $(PREFIX) --libdir $(LIBDIR) --unitdir $(UNITDIR) $(if $(DESTDIR),--destdir $(DESTDIR))
 install: build
-	install -d $(PREFIX)
-ifeq ($(LAYOUT),single)
-	for p in $$(ls dist/fast); do install -m 0755 dist/$$p $(PREFIX)/; done
-else
-	rm -rf $(LIBDIR).new && mkdir -p $(dir $(LIBDIR)) && cp -a dist/cni-macvlan $(LIBDIR).new
-	sed 's#@LIBDIR@#$(LIBDIR)#g' launcher/cni-macvlan-zygote.service > $(LIBDIR).new/cni-macvlan-zygote.service
-	rm -rf $(LIBDIR) && mv $(LIBDIR).new $(LIBDIR)
-	for p in $$(ls dist/fast); do ln -sfn $(LIBDIR)/cni-macvlan $(PREFIX)/$$p; done  # the plugin names build.spec made (cni_macvlan/plugins.py)
-ifeq ($(ZYGOTE),yes)
-	@if [ -d /run/systemd/system ]; then \
-		install -m 0644 $(LIBDIR)/cni-macvlan-zygote.service $(UNITDIR)/ && systemctl daemon-reload && \
-		systemctl enable cni-macvlan-zygote && systemctl restart cni-macvlan-zygote; \
-	else \
-		echo "no systemd here: run '$(LIBDIR)/cni-macvlan zygote' under your service manager" \
-			"(unit: $(LIBDIR)/cni-macvlan-zygote.service)"; \
-	fi
-endif
-endif
+	dist/release/install.sh $(INSTALL_ARGS) --layout $(LAYOUT) --zygote $(ZYGOTE)
+
+uninstall: build
+	dist/release/install.sh $(INSTALL_ARGS) --uninstall
 
 # A real run of the built plugins in private namespaces: ADD two containers, ping, CHECK, DEL.
 demo: packages-demo build

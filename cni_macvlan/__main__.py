@@ -37,7 +37,7 @@ def main() -> None:
     if name not in PLUGINS:
         sys.stderr.write(
             f"cni-macvlan: unknown plugin name {name!r}; install as one of: {', '.join(PLUGINS)}"
-            " (or: cni-macvlan --version | zygote)\n"
+            " (or: cni-macvlan --version | zygote | install)\n"
         )
         sys.exit(2)
     from cni_macvlan.cni import skel

@@ -11,8 +11,9 @@ zipimport loads the stdlib from there, the bundle is one member of it, and exten
 (``_json``), which dlopen cannot load from a zip member, are copied into an anonymous memory file
 (memfd, closed on exec) and loaded from that. Nothing is written to disk.
 
-The tree's launcher is also `cni-macvlan zygote` (_cni_zygote.py). ``identity()`` names the build:
-the hash of its bundle, which also holds a digest of the build's every other file (build.spec).
+The tree's launcher is also `cni-macvlan zygote` (_cni_zygote.py) and `cni-macvlan install`
+(_cni_install.py, which a release's install.sh runs). ``identity()`` names the build: the hash of
+its bundle, which also holds a digest of the build's every other file (build.spec).
 """
 
 import marshal
@@ -131,6 +132,10 @@ def run() -> None:
 
         _cni_zygote.main(sys.argv, home, BUNDLE, run_plugin)
         return
+    if name == "cni-macvlan" and sys.argv[1:2] == ["install"]:
+        import _cni_install
+
+        sys.exit(_cni_install.main(sys.argv[2:], home))
     loader.preload(name)
     code = run_plugin()
     # The plugin's output is written and its files closed: skip the interpreter's teardown (module
