@@ -1,4 +1,4 @@
-# cni-macvlan: make venv | build | test | lint | demo | install | uninstall
+# cni-macvlan: make venv | build | test | lint | demo | install | uninstall | release
 # The plugins embed the build Python's static library (build.spec, launcher/): Debian's python3.11
 # (PGO/LTO-built, libpython3.11-pic.a in libpython3.11-dev) starts faster than pyenv's shared builds.
 PYTHON ?= /usr/bin/python3.11
@@ -9,8 +9,11 @@ SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec launcher/cni-m
 	launcher/_cni_zygote.py launcher/_cni_install.py
 # the release's other files (tools/release.py stage)
 RELEASE_FILES := launcher/install.sh launcher/cni-macvlan-zygote.service tools/release.py
+# archives are dated with the commit (reproducible builds: two builds of a commit give the same bytes)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
 
-.PHONY: venv build test test-host test-vm lint clean install uninstall bench demo packages-%
+.PHONY: venv build test test-host test-vm lint clean install uninstall release bench demo packages-%
 
 # The Debian packages each target needs, installed when missing (tools/packages.sh holds the one list).
 packages-%:
@@ -34,15 +37,22 @@ dist/host-local dist/macvlan &: $(VENV)/.installed $(SOURCES)
 dist/release/SHA256SUMS: dist/host-local dist/macvlan $(RELEASE_FILES)
 	$(PY) tools/release.py stage
 
+# The release (tools/release.py): dist/cni-macvlan-<version>-linux-<arch>.tgz (the single files, the
+# fast layout, the zygote's unit, install.sh), the OCI image as an archive (podman, FROM scratch, no
+# registry), the DaemonSet with its image, and dist/SHA256SUMS of the three.
+release: packages-release build
+	$(PY) tools/release.py tarball image deploy sums
+
 # The whole suite, in two lanes. The host lane runs everything this kernel can (lint, unit, exec,
 # namespace, interop tests); the VM lane runs the `vm` tests (802.1Q and dummy parents) in a VM whose
 # kernel has them (tools/run-in-vm.sh). Each lane must run tests: pytest's "no tests" (exit 5) fails it.
 # Each lane installs what it needs first, and sets CNI_REQUIRE_ALL: a missing tool or dist/ executable
-# then fails its tests instead of skipping them.
+# then fails its tests instead of skipping them. --dist loadgroup: a module that builds the release
+# once (test_release.py, its xdist group) runs on one worker.
 test: packages-test build lint test-host test-vm
 
-test-host: packages-test-host build
-	CNI_REQUIRE_ALL=1 $(PY) -m pytest -n auto -q -m "not vm" tests
+test-host: packages-test-host packages-release build
+	CNI_REQUIRE_ALL=1 $(PY) -m pytest -n auto --dist loadgroup -q -m "not vm" tests
 
 test-vm: packages-test-vm build
 	tools/run-in-vm.sh -L "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" -- \

@@ -1,5 +1,6 @@
 """Releases for the tests: the one `make build` stages (dist/release), variants of it that are other
-builds, running the installer, and a file tree's state to compare before and after."""
+builds, fresh builds of this checkout (tools/release.py, as `make release` runs it), running the
+installer, and a file tree's state to compare before and after."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.layouts import DIST, needed
+from tests.support.layouts import DIST, ROOT, needed
 
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -70,3 +73,57 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int, str]]:
             kind, what = "file", hashlib.sha256(path.read_bytes()).hexdigest()
         out[path.relative_to(root).as_posix()] = (kind, stat.S_IMODE(st.st_mode), st.st_uid, what)
     return out
+
+
+@dataclass
+class Built:
+    """A release built from a copy of this checkout: its dist/ and the files `make release` makes."""
+
+    dist: Path
+    tarball: Path
+    image: Path
+    daemonset: Path
+    sums: Path
+
+
+def checkout_copy(dest: Path) -> Path:
+    """The files of this checkout (tracked, and new ones not ignored), as they are now, at ``dest``."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for rel in filter(None, (os.fsdecode(p) for p in listed)):
+        src = ROOT / rel
+        if src.is_file():  # a file deleted but not yet committed is listed too
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def commit_time() -> int:
+    out = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True, text=True)
+    return int(out.stdout.strip() or 0)
+
+
+def build_release(source: Path, epoch: int) -> Built:
+    """`make build` and `make release`'s steps in ``source`` (a copy of the checkout), with this
+    virtualenv's PyInstaller and SOURCE_DATE_EPOCH=``epoch``."""
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PATH": f"{Path(sys.executable).parent}:{PATH}"}
+    pyinstaller = Path(sys.executable).parent / "pyinstaller"
+    steps = [
+        [str(pyinstaller), "--noconfirm", "--clean", "--log-level", "WARN", "build.spec"],
+        [sys.executable, "tools/release.py", "stage", "tarball", "image", "deploy", "sums"],
+    ]
+    for argv in steps:
+        proc = subprocess.run(argv, cwd=source, env=env, capture_output=True, text=True, timeout=900, check=False)
+        if proc.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} in {source}: {proc.returncode}\n{proc.stdout}{proc.stderr}")
+    dist = source / "dist"
+    return Built(
+        dist,
+        next(dist.glob("cni-macvlan-*-linux-*.tgz")),
+        next(dist.glob("cni-macvlan-*-linux-*.oci.tar")),
+        next(dist.glob("cni-macvlan-*-daemonset.yaml")),
+        dist / "SHA256SUMS",
+    )
