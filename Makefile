@@ -1,13 +1,19 @@
-# cni-macvlan: make venv | build | test | lint | demo | install
+# cni-macvlan: make venv | build | test | lint | demo | install | uninstall | release
 # The plugins embed the build Python's static library (build.spec, launcher/): Debian's python3.11
 # (PGO/LTO-built, libpython3.11-pic.a in libpython3.11-dev) starts faster than pyenv's shared builds.
 PYTHON ?= /usr/bin/python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PREFIX ?= /opt/cni/bin
-SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec launcher/cni-macvlan.c launcher/_cni_boot.py launcher/_cni_zygote.py
+SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec launcher/cni-macvlan.c launcher/_cni_boot.py \
+	launcher/_cni_zygote.py launcher/_cni_install.py
+# the release's other files (tools/release.py stage)
+RELEASE_FILES := launcher/install.sh launcher/cni-macvlan-zygote.service tools/release.py
+# archives are dated with the commit (reproducible builds: two builds of a commit give the same bytes)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
 
-.PHONY: venv build runtime-clients test test-host test-vm lint clean install bench bench-vm demo packages-%
+.PHONY: venv build runtime-clients test test-host test-vm lint clean install uninstall release bench bench-vm demo packages-%
 
 # The Debian packages each target needs, installed when missing (tools/packages.sh holds the one list).
 packages-%:
@@ -21,21 +27,32 @@ $(VENV)/.installed: pyproject.toml | packages-build
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-build: dist/host-local dist/macvlan
+build: dist/host-local dist/macvlan dist/release/SHA256SUMS
 
 dist/host-local dist/macvlan &: $(VENV)/.installed $(SOURCES)
 	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN build.spec
 	@touch dist/host-local dist/macvlan
 
+# the release as it unpacks (what `make install` and the tarball install from)
+dist/release/SHA256SUMS: dist/host-local dist/macvlan $(RELEASE_FILES)
+	$(PY) tools/release.py stage
+
+# The release (tools/release.py): dist/cni-macvlan-<version>-linux-<arch>.tgz (the single files, the
+# fast layout, the zygote's unit, install.sh), the OCI image as an archive (podman, FROM scratch, no
+# registry), the DaemonSet with its image, and dist/SHA256SUMS of the three.
+release: packages-release build
+	$(PY) tools/release.py tarball image deploy sums
+
 # The whole suite, in two lanes. The host lane runs everything this kernel can (lint, unit, exec,
 # namespace, interop tests); the VM lane runs the `vm` tests (802.1Q and dummy parents) in a VM whose
 # kernel has them (tools/run-in-vm.sh). Each lane must run tests: pytest's "no tests" (exit 5) fails it.
 # Each lane installs what it needs first, and sets CNI_REQUIRE_ALL: a missing tool or dist/ executable
-# then fails its tests instead of skipping them.
+# then fails its tests instead of skipping them. --dist loadgroup: a module that builds the release
+# once (test_release.py, its xdist group) runs on one worker.
 test: packages-test build lint test-host test-vm
 
-test-host: packages-test-host build runtime-clients
-	CNI_REQUIRE_ALL=1 $(PY) -m pytest -n auto -q -m "not vm" tests
+test-host: packages-test-host packages-release build runtime-clients
+	CNI_REQUIRE_ALL=1 $(PY) -m pytest -n auto --dist loadgroup -q -m "not vm" tests
 
 test-vm: packages-test-vm build
 	tools/run-in-vm.sh -L "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" -- \
@@ -51,32 +68,22 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# Installs the fast layout: one frozen tree in LIBDIR, the plugin names as symlinks in PREFIX, and
-# the zygote's systemd unit (enabled and (re)started where systemd runs; ZYGOTE=no leaves it out).
-# LAYOUT=single installs the self-contained single-file executables instead.
+# The release's installer (dist/release/install.sh; docs/install.md): the fast layout's build in
+# LIBDIR/builds/, LIBDIR/current switched to it atomically, the plugin names (cni_macvlan/plugins.py)
+# as links in PREFIX, and the zygote's systemd unit (enabled and restarted where systemd runs;
+# ZYGOTE=no leaves it out). LAYOUT=single installs the single-file executables instead. DESTDIR
+# stages into a directory (packages). `make uninstall` removes exactly what was installed.
 LIBDIR ?= /opt/cni-macvlan
 LAYOUT ?= fast
 ZYGOTE ?= yes
 UNITDIR ?= /etc/systemd/system
+DESTDIR ?=
+INSTALL_ARGS = --prefix $(PREFIX) --libdir $(LIBDIR) --unitdir $(UNITDIR) $(if $(DESTDIR),--destdir $(DESTDIR))
 install: build
-	install -d $(PREFIX)
-ifeq ($(LAYOUT),single)
-	for p in $$(ls dist/fast); do install -m 0755 dist/$$p $(PREFIX)/; done
-else
-	rm -rf $(LIBDIR).new && mkdir -p $(dir $(LIBDIR)) && cp -a dist/cni-macvlan $(LIBDIR).new
-	sed 's#@LIBDIR@#$(LIBDIR)#g' launcher/cni-macvlan-zygote.service > $(LIBDIR).new/cni-macvlan-zygote.service
-	rm -rf $(LIBDIR) && mv $(LIBDIR).new $(LIBDIR)
-	for p in $$(ls dist/fast); do ln -sfn $(LIBDIR)/cni-macvlan $(PREFIX)/$$p; done  # the plugin names build.spec made (cni_macvlan/plugins.py)
-ifeq ($(ZYGOTE),yes)
-	@if [ -d /run/systemd/system ]; then \
-		install -m 0644 $(LIBDIR)/cni-macvlan-zygote.service $(UNITDIR)/ && systemctl daemon-reload && \
-		systemctl enable cni-macvlan-zygote && systemctl restart cni-macvlan-zygote; \
-	else \
-		echo "no systemd here: run '$(LIBDIR)/cni-macvlan zygote' under your service manager" \
-			"(unit: $(LIBDIR)/cni-macvlan-zygote.service)"; \
-	fi
-endif
-endif
+	dist/release/install.sh $(INSTALL_ARGS) --layout $(LAYOUT) --zygote $(ZYGOTE)
+
+uninstall: build
+	dist/release/install.sh $(INSTALL_ARGS) --uninstall
 
 # A real run of the built plugins in private namespaces: ADD two containers, ping, CHECK, DEL.
 demo: packages-demo build

@@ -2,13 +2,24 @@
 
 ``dist/host-local`` and ``dist/macvlan`` are frozen from this file, so one frozen tree can serve
 every plugin name (a multi-call binary); the names are in ``plugins.py``. ``python -m cni_macvlan
-<plugin>`` does the same from source.
+<plugin>`` does the same from source. ``<any of our names> --version`` prints the version and the
+build's identity (a runtime never passes arguments, so this reads no stdin and no CNI variable).
 """
 
 import os
 import sys
 
 from cni_macvlan.plugins import PLUGINS
+
+
+def version_line(name: str) -> str:
+    """``<name> <version> (build <identity>)``: the identity is the frozen build's (launcher/_cni_boot.py:
+    a hash of the module bundle, the same in both layouts); ``source`` when run from source."""
+    from cni_macvlan import __version__
+
+    boot = sys.modules.get("_cni_boot")
+    build = boot.identity() if boot is not None else "source"
+    return f"{name} {__version__} (build {build})\n"
 
 
 def main() -> None:
@@ -20,8 +31,14 @@ def main() -> None:
     name = os.path.basename(sys.argv[0])
     if name not in PLUGINS and len(sys.argv) > 1 and sys.argv[1] in PLUGINS:
         name = sys.argv.pop(1)
+    if sys.argv[1:] == ["--version"]:
+        sys.stdout.write(version_line(name if name in PLUGINS else "cni-macvlan"))
+        return
     if name not in PLUGINS:
-        sys.stderr.write(f"cni-macvlan: unknown plugin name {name!r}; install as one of: {', '.join(PLUGINS)}\n")
+        sys.stderr.write(
+            f"cni-macvlan: unknown plugin name {name!r}; install as one of: {', '.join(PLUGINS)}"
+            " (or: cni-macvlan --version | zygote | install)\n"
+        )
         sys.exit(2)
     from cni_macvlan.cni import skel
 

@@ -10,6 +10,10 @@ In the single-file layout sys.path is the executable itself (a zip archive is ap
 zipimport loads the stdlib from there, the bundle is one member of it, and extension modules
 (``_json``), which dlopen cannot load from a zip member, are copied into an anonymous memory file
 (memfd, closed on exec) and loaded from that. Nothing is written to disk.
+
+The tree's launcher is also `cni-macvlan zygote` (_cni_zygote.py) and `cni-macvlan install`
+(_cni_install.py, which a release's install.sh runs). ``identity()`` names the build: the hash of
+its bundle, which also holds a digest of the build's every other file (build.spec).
 """
 
 import marshal
@@ -19,14 +23,28 @@ from _frozen_importlib import ModuleSpec
 BUNDLE = "_cni_modules.bin"
 
 
+_data = b""  # the bundle's bytes, for identity()
+
+
+def identity(data: bytes | None = None) -> str:
+    """The identity of a build: the first 12 hex digits of the SHA-256 of its bundle (ours when
+    ``data`` is None). The bundle holds our code, the order it runs in and a digest of every other
+    file of the build (build.spec), so two builds differ in identity when any file differs."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12 and later
+    except ImportError:
+        from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+    return str(sha256(_data if data is None else data).hexdigest()[:12])
+
+
 class Bundle:
     """Meta path finder and loader of the modules in the bundle: ({plugin: import order},
-    {name: (is_package, code)})."""
+    {name: (is_package, code)}, digest of the build's other files)."""
 
     def __init__(self, data: bytes) -> None:
         self.orders: dict[str, list[str]]
         self.modules: dict[str, tuple[bool, bytes]]
-        self.orders, self.modules = marshal.loads(data)
+        self.orders, self.modules, _ = marshal.loads(data)
 
     def preload(self, plugin: str) -> None:
         """Run the modules ``plugin`` imports, dependencies first (the order build.spec recorded),
@@ -102,6 +120,8 @@ def run() -> None:
     else:
         with open(f"{home}/{BUNDLE}", "rb") as f:
             bundle = f.read()
+    global _data
+    _data = bundle
     loader = Bundle(bundle)
     sys.meta_path.insert(0, loader)
     name = sys.argv[0].rpartition("/")[2]
@@ -110,8 +130,12 @@ def run() -> None:
             loader.preload(plugin)
         import _cni_zygote
 
-        _cni_zygote.main(sys.argv, f"{home}/{BUNDLE}", run_plugin)
+        _cni_zygote.main(sys.argv, home, BUNDLE, run_plugin)
         return
+    if name == "cni-macvlan" and sys.argv[1:2] == ["install"]:
+        import _cni_install
+
+        sys.exit(_cni_install.main(sys.argv[2:], home))
     loader.preload(name)
     code = run_plugin()
     # The plugin's output is written and its files closed: skip the interpreter's teardown (module

@@ -40,7 +40,16 @@ for the plugin as a runtime waits for an exec'd one. So a request runs at most o
 bounded, and the caller's stdin, stdout and stderr are handed over only with ``go``: nothing that
 keeps a runtime's pipe open sits in the queue of a process that stalled earlier.
 Only a launcher of the very build the zygote loaded (the identity of _cni_modules.bin) is served,
-so an upgrade never runs old code.
+so an upgrade never runs old code. When a launcher of another build asks and the path the zygote was
+started as leads to another build by now (its files replaced, or install.sh's LIBDIR/current switched
+to a new build), the zygote stops taking requests and exits once its children are done, for its
+supervisor to start the new build.
+
+A zygote may serve callers that see the file system differently (one in a container serving the
+host): its children join the caller's mount namespace, where the zygote's lib/ may be elsewhere or
+absent. So before it serves, every extension module it ships is loaded, and the module search path
+is a descriptor of its lib/ (/proc/self/fd/N), the same directory in every namespace: a module
+imported late in a child comes from the zygote's own build.
 
 The child joins the caller's mount and network namespaces and working directory, takes its umask,
 argv, environment (as CPython builds os.environ from an exec's environ: first of duplicates wins)
@@ -147,12 +156,16 @@ class Privilege:
 
 
 class Zygote:
-    def __init__(self, path: str, bundle: str, run, verbose: bool = False, max_children: int = MAX_CHILDREN) -> None:  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self, path: str, bundle: str, run, verbose: bool = False, max_children: int = MAX_CHILDREN, watch: str = ""
+    ) -> None:
         self.path = path
         self.verbose = verbose
         self.max_children = max_children
-        self.bundle = bundle
         self.build = build_id(bundle)
+        # the bundle as reached by the path we were started as: when it leads to another build (the
+        # files replaced, or install.sh's `current` moved on), ours is no longer the installed one
+        self.watch = watch or bundle
         self.run = run  # runs the plugin named by sys.argv[0]; returns its exit code
         self.listener: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.inode = 0
@@ -335,7 +348,7 @@ class Zygote:
             why = "another protocol"
         elif fields[1] != self.build:
             why = "another build"
-            if _build_or_none(self.bundle) != self.build:
+            if _build_or_none(self.watch) != self.build:
                 self.stop = "a new build is installed"  # a supervisor starts us again on it
         elif not 1 <= int(fields[3]) <= len(fields) - 4:
             why = "malformed request"
@@ -524,8 +537,34 @@ def _set_environ(entries: list[bytes]) -> None:
             os.putenv(key, value)
 
 
-def main(argv: list[str], bundle: str, run) -> None:  # type: ignore[no-untyped-def]
-    """``cni-macvlan zygote [--socket PATH] [--max-children N] [--verbose]``: serve until stopped."""
+def _watched(argv0: str, lib: str, bundle: str) -> str:
+    """The bundle through the path we were started as (``/opt/cni-macvlan/current/cni-macvlan``
+    reaches the build ``current`` points to at each look); ours when started by a bare name."""
+    if "/" not in argv0:
+        return f"{lib}/{bundle}"
+    return os.path.join(os.path.dirname(os.path.abspath(argv0)), "lib", bundle)
+
+
+def _independent_of_mounts(lib: str) -> None:
+    """Make every later import independent of the mount namespace: a child joins its caller's, where
+    our lib/ may be elsewhere or absent (a zygote in a container serving the host). Modules are then
+    read through a descriptor of lib/ (/proc/self/fd/N: the same directory in any namespace), and
+    the extension modules are loaded now, so that no shared library of theirs (libssl) is looked
+    up in the caller's file system next to a C library of ours."""
+    import _imp
+
+    fd = os.open(lib, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    sys.path[:] = [f"/proc/self/fd/{fd}" if entry == lib else entry for entry in sys.path]
+    sys.path_importer_cache.clear()
+    suffix = _imp.extension_suffixes()[0]
+    for name in sorted(os.listdir(lib)):
+        if name.endswith(suffix):
+            __import__(name[: -len(suffix)])
+
+
+def main(argv: list[str], lib: str, bundle: str, run) -> None:  # type: ignore[no-untyped-def]
+    """``cni-macvlan zygote [--socket PATH] [--max-children N] [--verbose]``: serve until stopped.
+    ``lib``: our lib/ directory; ``bundle``: the name of the module bundle in it."""
     options = {"--socket": DEFAULT_SOCKET, "--max-children": str(MAX_CHILDREN)}
     args = argv[2:]
     verbose = "--verbose" in args
@@ -547,7 +586,9 @@ def main(argv: list[str], bundle: str, run) -> None:  # type: ignore[no-untyped-
                 os.close(fd)
             except OSError:
                 pass  # the listing's own, already closed
-    zygote = Zygote(path, bundle, run, verbose, int(options["--max-children"]))
+    _independent_of_mounts(lib)
+    watch = _watched(argv[0], lib, bundle)
+    zygote = Zygote(path, f"{lib}/{bundle}", run, verbose, int(options["--max-children"]), watch)
     try:
         zygote.listen()
     except Refused as e:

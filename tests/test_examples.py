@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.examples import EXAMPLES, addresses, load
 from tests.support.lab import Lab, lease_files, sh
-from tests.support.layouts import dist_executable
+from tests.support.layouts import ROOT, dist_executable
 from tests.support.runners import MacvlanRunner
 
 pytestmark = pytest.mark.netns
@@ -100,7 +100,7 @@ def test_the_podman_conflist(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> No
 
 
 def test_the_multus_network_attachment_definition_is_a_valid_conflist() -> None:
-    text = (EXAMPLES / "multus-macvlan50.yaml").read_text()
+    text = (ROOT / "deploy" / "network-attachment-definition.yaml").read_text()
     config = json.loads(text.split("config: |", 1)[1])
     plugin = config["plugins"][0]
     assert (config["name"], plugin["type"], plugin["master"]) == ("macvlan50", "macvlan", "eth0.50")

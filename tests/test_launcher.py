@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from cni_macvlan import __version__
 from tests.support import configs
-from tests.support.layouts import dist_executable
+from tests.support.layouts import PLUGIN_NAMES, dist_executable
 from tests.support.runners import cni_env, json_bytes, run_exec
 
 LAYOUTS = ["host-local", "fast/host-local"]
@@ -166,3 +169,55 @@ def test_every_module_of_ours_is_preloaded_for_add_check_and_del(lab, tmp_path: 
         assert "encodings" in imported, "importtime is on (else this test proves nothing)"
         slow += [f"{command}: {name}" for name in imported if name.startswith(("cni_macvlan", "ipam"))]
     assert slow == []
+
+
+def version_of(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``argv --version`` with a stdin that never ends and no CNI variable: it must answer anyway."""
+    with subprocess.Popen(
+        [*argv, "--version"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        text=True,
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=20)  # stdin stays open: a read of it would hang here
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("--version waited for its stdin") from None
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("name", PLUGIN_NAMES)
+def test_version_prints_the_version_and_the_builds_identity_in_every_layout(name: str, zygote) -> None:
+    """`<plugin> --version`: the version of cni_macvlan/__init__.py (the one source) and the build's
+    identity, the same for the single file, the fast layout, a zygote's child and `cni-macvlan`
+    itself; from source, "source". No stdin is read, no CNI variable needed."""
+    lines = {}
+    for layout, argv, env in [
+        ("single", [str(dist_executable(name))], {"CNI_MACVLAN_ZYGOTE": ""}),
+        ("fast", [str(dist_executable(f"fast/{name}"))], {"CNI_MACVLAN_ZYGOTE": ""}),
+        ("zygote", [str(dist_executable(f"fast/{name}"))], {**zygote.env, "CNI_MACVLAN_DEBUG": "1"}),
+        ("launcher", [str(dist_executable("cni-macvlan/cni-macvlan"))], {}),
+        ("source", [sys.executable, "-m", "cni_macvlan", name], {}),
+    ]:
+        out = version_of(argv, env)
+        assert out.returncode == 0, (layout, out.stderr)
+        lines[layout] = out.stdout
+        if layout == "zygote":
+            assert f"run by the zygote {zygote.proc.pid}" in out.stderr
+    identity = re.fullmatch(rf"{re.escape(name)} {re.escape(__version__)} \(build ([0-9a-f]{{12}})\)\n", lines["fast"])
+    assert identity, lines["fast"]
+    assert lines["single"] == lines["zygote"] == lines["fast"]
+    assert lines["launcher"] == f"cni-macvlan {__version__} (build {identity.group(1)})\n"
+    assert lines["source"] == f"{name} {__version__} (build source)\n"
+
+
+def test_without_cni_command_the_about_text_goes_to_stderr() -> None:
+    """No CNI_COMMAND and no argument: the "about" text on stderr, as before --version existed."""
+    out = subprocess.run(
+        [str(dist_executable("fast/macvlan"))], env={"CNI_MACVLAN_ZYGOTE": ""}, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout == ""
+    assert out.stderr.startswith(f"CNI macvlan plugin (cni-macvlan) version {__version__}\n")

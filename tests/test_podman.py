@@ -3,16 +3,13 @@ our plugins from the fast layout, first in cni_plugin_dirs.
 
 podman runs in this machine's own network namespace, so the test gives it a parent of its own: a veth
 pair whose far end sits in a private namespace holding the gateway. Nothing else of the host is used;
-podman's configuration and storage live in a temporary directory (its quirks on this machine kind:
-runc rather than crun, lowered rlimits, cgroupfs; see shared/reference/podman-cni.md).
+podman's configuration and storage live in a temporary directory (tests/support/podman.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,48 +19,24 @@ import pytest
 from tests.support.images import busybox_layer
 from tests.support.lab import sh
 from tests.support.layouts import dist_executable, needed
+from tests.support.podman import PrivatePodman
 
 pytestmark = pytest.mark.podman
 
 
-class Podman:
+class Podman(PrivatePodman):
     def __init__(self, workdir: Path, plugin_dir: Path) -> None:
-        self.w = workdir
+        (workdir / "net.d").mkdir()
+        super().__init__(
+            workdir,
+            network='network_backend = "cni"\n'
+            f'cni_plugin_dirs = ["{plugin_dir}", "/usr/lib/cni"]\n'
+            f'network_config_dir = "{workdir}/net.d"\n',
+        )
         self.tag = uuid.uuid4().hex[:6]
         self.veth, self.peer, self.upns = f"cmtp{self.tag}", f"cmtq{self.tag}", f"cmtpodup{self.tag}"
         self.net = f"cmtnet{self.tag}"
         self.leases = workdir / "leases"
-        for d in ("net.d", "tmp", "storage", "run"):
-            (workdir / d).mkdir()
-        (workdir / "containers.conf").write_text(
-            "[containers]\n"
-            'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
-            "[engine]\n"
-            'cgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n'
-            f'tmp_dir = "{workdir}/tmp"\n'
-            "[network]\n"
-            'network_backend = "cni"\n'
-            f'cni_plugin_dirs = ["{plugin_dir}", "/usr/lib/cni"]\n'
-            f'network_config_dir = "{workdir}/net.d"\n'
-        )
-        (workdir / "storage.conf").write_text(
-            f'[storage]\ndriver = "overlay"\ngraphroot = "{workdir}/storage"\nrunroot = "{workdir}/run"\n'
-        )
-        # podman's own state outside our directory: removed afterwards if it was not there before
-        self.global_dirs = [
-            p for p in (Path("/var/lib/cni"), Path("/var/lib/containers"), Path("/run/runc")) if not p.exists()
-        ]
-        self.env = {
-            **os.environ,
-            "CONTAINERS_CONF": str(workdir / "containers.conf"),
-            "CONTAINERS_STORAGE_CONF": str(workdir / "storage.conf"),
-        }
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True, timeout=120, check=False)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args)}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        return proc
 
     def setup(self) -> None:
         (self.w / "rootfs.tar").write_bytes(busybox_layer())
@@ -95,13 +68,11 @@ class Podman:
 
     def cleanup(self) -> None:
         self("rm", "-af", "-t", "0", check=False)
-        self("system", "reset", "-f", check=False)
         sh("ip", "netns", "del", self.upns, check=False)
         sh("ip", "link", "del", self.veth, check=False)
         for cache in Path("/var/lib/cni/results").glob(f"{self.net}-*"):
             cache.unlink()
-        for d in self.global_dirs:
-            shutil.rmtree(d, ignore_errors=True)
+        super().cleanup()
 
     def lease_files(self) -> dict[str, str]:
         d = self.leases / self.net
@@ -116,8 +87,7 @@ class Podman:
 def podman(tmp_path: Path) -> Iterator[Podman]:
     if os.geteuid() != 0:
         pytest.skip("podman's CNI backend needs root")
-    for tool in ("podman", "runc", "/bin/busybox"):
-        needed(tool, "run `tools/packages.sh install test-host` (podman, runc, busybox-static)")
+    needed("/bin/busybox", "run `tools/packages.sh install test-host` (busybox-static)")
     pm = Podman(tmp_path, dist_executable("fast/macvlan").parent)
     try:
         pm.setup()

@@ -177,6 +177,59 @@ def test_a_zygote_whose_build_is_replaced_stops_and_the_plugins_still_run(own_zy
     assert fresh.served() == 1
 
 
+def test_a_zygote_started_through_current_stops_once_current_leads_to_another_build(
+    own_zygote: Any, tmp_path: Path
+) -> None:
+    """install.sh's layout: plugins -> current -> builds/<x>. Started as .../current/cni-macvlan,
+    the zygote stops at the first request of another build once current leads there (the old
+    build's files stay, untouched, for the execs still running them)."""
+    tree = dist_executable("cni-macvlan/cni-macvlan").parent
+    builds = tmp_path / "builds"
+    for name in ("a", "b"):
+        shutil.copytree(tree, builds / name, symlinks=True)  # two copies: two builds (new inodes)
+    current = tmp_path / "current"
+    current.symlink_to("builds/a")
+    (tmp_path / "host-local").symlink_to("current/cni-macvlan")
+    z = own_zygote(executable=current / "cni-macvlan")
+    env = {**cni_env("VERSION"), **z.env, "CNI_MACVLAN_DEBUG": "1"}
+    assert f"run by the zygote {z.proc.pid}" in run_exec(tmp_path / "host-local", env, b"{}").stderr
+    (tmp_path / "current.new").symlink_to("builds/b")
+    os.replace(tmp_path / "current.new", current)
+    out = run_exec(tmp_path / "host-local", env, b"{}")
+    assert out.code == 0 and "run by the zygote" not in out.stderr
+    assert z.proc.wait(5) == 0, "it left for its supervisor to start the new build"
+    assert "declined: another build" in z.log_text()
+
+
+def test_a_zygote_serves_callers_that_see_its_files_elsewhere_or_not_at_all(own_zygote: Any, tmp_path: Path) -> None:
+    """A zygote in a container serving the host: its lib/ is at one path in its mount namespace and
+    at another (or none) in the caller's, which its child joins. Modules imported late (json.decoder
+    on a parse error) still come from its own lib/, and the child behaves as the exec."""
+    home = tmp_path / "home"
+    shutil.copytree(dist_executable("cni-macvlan/cni-macvlan").parent, home / "tree", symlinks=True)
+    (home / "host-local").symlink_to("tree/cni-macvlan")
+    z = own_zygote(executable=home / "tree" / "cni-macvlan")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # the caller sees the tree at elsewhere/ only (the same files: the same build), home/ is empty
+    script = f"mount --bind {home} {elsewhere} && mount -t tmpfs none {home} && exec {elsewhere}/host-local"
+
+    def call(zygote_env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+        env = {"PATH": "/usr/bin:/bin", **cni_env("ADD"), **zygote_env, "CNI_MACVLAN_DEBUG": "1"}
+        return subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+            input=b"{not json",
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+
+    served, plain = call(z.env), call({"CNI_MACVLAN_ZYGOTE": ""})
+    assert f"run by the zygote {z.proc.pid}".encode() in served.stderr
+    assert (served.returncode, served.stdout) == (plain.returncode, plain.stdout), (served, plain)
+    assert json.loads(served.stdout)["code"] != 999, served.stdout  # not an internal error (no module)
+
+
 def test_a_killed_zygotes_socket_is_no_obstacle(own_zygote: Any, tmp_path: Path) -> None:
     z = own_zygote()
     z.kill()
@@ -217,12 +270,24 @@ def test_a_stopped_zygote_costs_two_seconds_and_the_request_runs_once(own_zygote
     assert (bindir / "spy.runs").read_text() == "run\n", "the request ran once"
 
 
+def reading_stdin(pid: int) -> bool:
+    """Is ``pid`` blocked in read(0, ...)? (A zygote's child is, once it runs the plugin: past the
+    hand-over, waiting for its config.)"""
+    read = {"x86_64": 0, "aarch64": 63}[os.uname().machine]
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().startswith(f"{read} 0x0 ")
+    except OSError:
+        return False
+
+
 def test_a_caller_killed_by_its_runtime_takes_the_child_with_it(own_zygote: Any, tmp_path: Path) -> None:
     z = own_zygote()
     killed = caller(z)
     try:
-        wait_for(lambda: len(z.children()) == 1)  # the child waits for its stdin
+        wait_for(lambda: len(z.children()) == 1)
         child = z.children()[0]
+        # killed before the hand-over ends, the caller would leave a child that runs nothing (exit 0)
+        wait_for(lambda: reading_stdin(child))
         killed.kill()
         killed.wait()
         wait_for(lambda: not Path(f"/proc/{child}").exists())

@@ -5,7 +5,7 @@
 #   tools/packages.sh missing PURPOSE...   print the missing packages, one a line (exit 0 either way)
 #   tools/packages.sh list PURPOSE...      print every package PURPOSE needs, one a line
 #
-# Purposes: build, demo, test-host, test-vm, test (= build + test-host + test-vm).
+# Purposes: build, demo, release, test-host, test-vm, test (= build + release + test-host + test-vm).
 # `make demo` and `make test` call `install` before they do anything else, so that on a new machine of this
 # kind (Debian 12 with python3.11, gcc, make, git, iproute2, util-linux) the two commands are all the set-up.
 # Nothing is printed when nothing is missing: a second run costs one dpkg-query (about 20 ms).
@@ -18,18 +18,21 @@ declare -A PURPOSE=(
     [build]="make gcc python3.11 python3.11-dev python3.11-venv zlib1g-dev libexpat1-dev"
     # demo/demo.sh: namespaces, veth and macvlan links, nsenter, ping
     [demo]="iproute2 iputils-ping util-linux"
+    # make release: the build, then the OCI image built by podman from the release's files (tools/release.py)
+    [release]="make gcc python3.11 python3.11-dev python3.11-venv zlib1g-dev libexpat1-dev podman"
     # the host lane: the namespace lab (iproute2, ping, nsenter), the Go reference plugins in /usr/lib/cni,
     # real etcd members (some over TLS: openssl makes their certificates), podman's CNI backend with runc
     # and a busybox image built from busybox-static; the runtime tests: containerd (the daemon, its CRI,
     # ctr and the runc shim), golang-go to build cnitool from Debian's libcni source and
     # golang-github-gogo-protobuf-dev for the gogo.proto that the CRI's api.proto imports
-    # (tools/runtime-clients.sh fetches both sources and builds them)
+    # (tools/runtime-clients.sh fetches both sources and builds them); the release's image run as
+    # the DaemonSet runs it (podman, above)
     [test-host]="iproute2 iputils-ping util-linux containernetworking-plugins etcd-server openssl podman runc busybox-static containerd golang-go golang-github-gogo-protobuf-dev"
     # the VM lane (tools/run-in-vm.sh): QEMU, busybox and modprobe for virtme-ng's guest; the guest sees the
     # host's / read-only, so the lab's tools and the Go plugins come from the host too
     [test-vm]="qemu-system-x86 busybox-static kmod iproute2 iputils-ping util-linux containernetworking-plugins"
 )
-PURPOSE[test]="${PURPOSE[build]} ${PURPOSE[test-host]} ${PURPOSE[test-vm]}"
+PURPOSE[test]="${PURPOSE[build]} ${PURPOSE[release]} ${PURPOSE[test-host]} ${PURPOSE[test-vm]}"
 
 usage() { echo "usage: $0 install|missing|list PURPOSE... (purposes: ${!PURPOSE[*]})" >&2; exit 2; }
 [ $# -ge 2 ] || usage

@@ -22,13 +22,15 @@ from fcntl import LOCK_EX, LOCK_UN, flock
 MAX_READ = 1 << 20  # a state file is a few KiB; more than this is not one of ours
 
 
-def check_private(path: str, create: int = 0) -> None:
+def check_private(path: str, create: int = 0, follow: bool = False) -> None:
     """Refuse (OSError, its message naming the path and the fix) a directory that someone other than
     us (root) could change, and so plant, swap or remove our files in: ``path`` itself must be a
     directory, not a symlink, owned by us and writable by neither its group nor others; each
     directory above it must be ours and not writable by group or others unless sticky (as /tmp is);
     a symlink above it (as /var/run) is followed if it is ours. With ``create`` (a mode), missing
-    directories are made with that mode, whatever the umask, after the ones above them passed."""
+    directories are made with that mode, whatever the umask, after the ones above them passed.
+    With ``follow``, ``path`` itself may be a symlink of ours too (an installer's PREFIX, such as
+    /opt/cni/bin -> /usr/lib/cni): it is followed, and what it leads to must pass as ``path``."""
     me = os.geteuid()
     if not path.startswith("/"):
         raise OSError(errno.EINVAL, f"{path} is not an absolute path", path)
@@ -57,7 +59,7 @@ def check_private(path: str, create: int = 0) -> None:
                 os.chmod(here, create)
                 st = os.lstat(here)
         if stat.S_ISLNK(st.st_mode):
-            if last:
+            if last and not follow:
                 raise OSError(errno.EPERM, f"{here} is not a plain directory (a symlink): refusing to use it", here)
             if st.st_uid != me:
                 raise OSError(errno.EPERM, f"{here} is a symlink of uid {st.st_uid}: refusing to follow it", here)
