@@ -25,8 +25,14 @@ a temporary name in PREFIX and renames it over the old one: an exec opens the ol
 
 Root writes here, so nothing is trusted that others could change: PREFIX, LIBDIR and UNITDIR must be
 directories only their owner (root) can change, with every directory above them (the plugins' rule
-for their state, cni/statefile.check_private; a symlink of root's is followed); files are created
-O_EXCL|O_NOFOLLOW; every file installed is checked against the release's SHA256SUMS first.
+for their state, cni/statefile.check_private; a symlink of root's is followed), and apart from each
+other; files are created O_EXCL|O_NOFOLLOW; every file installed is checked against the release's
+SHA256SUMS first, and a build already in place must be exactly what we make. The manifest must be
+root's alone and name only what an install of ours makes, or neither install nor --uninstall acts
+on it. It is written before anything changes, listing all a run may make, so a run cut short
+leaves what the next run (or --uninstall) takes from there; a failure after the switch puts the
+previous build back. A plugin (or unit) of PREFIX that is not ours is replaced only with --replace,
+kept in LIBDIR/replaced/ and put back by --uninstall.
 """
 
 from __future__ import annotations
@@ -36,13 +42,14 @@ import errno
 import os
 import shutil
 import socket
+import stat
 import struct
 import subprocess
 import sys
 import time
 
 from cni_macvlan import __version__
-from cni_macvlan.cni import jsonio, statefile
+from cni_macvlan.cni import faults, jsonio, statefile
 from cni_macvlan.plugins import PLUGINS
 
 TYPE_CHECKING = False
@@ -226,8 +233,15 @@ class Node:
         if destdir and not destdir.startswith("/"):
             raise Refused(f"--destdir {destdir}: give an absolute path")
         self.prefix, self.libdir, self.unitdir = (os.path.normpath(p) for p in (prefix, libdir, unitdir))
-        if self.prefix == self.libdir:
-            raise Refused(f"--prefix and --libdir are both {self.prefix}: give the build its own directory")
+        # LIBDIR's files are ours to remove: PREFIX and UNITDIR may not be in it (LIBDIR may be in PREFIX,
+        # as the DaemonSet has it, so that a container mounting only PREFIX sees whole builds)
+        for name, path in (("--prefix", self.prefix), ("--unitdir", self.unitdir)):
+            if _within(path, self.libdir):
+                raise Refused(f"{name} {path} is inside --libdir {self.libdir}: keep them apart")
+        if _within(self.libdir, self.unitdir):
+            raise Refused(f"--libdir {self.libdir} is inside --unitdir {self.unitdir}: keep them apart")
+        if not all(c.isalnum() or c in "._/-" for c in self.libdir):
+            raise Refused(f"--libdir {self.libdir}: use letters, digits and ._/- only (it goes into the unit)")
         self.destdir = os.path.normpath(destdir) if destdir else ""
 
     def here(self, path: str) -> str:
@@ -242,12 +256,16 @@ class Node:
             path = os.path.dirname(path)
         return out
 
-    def check(self, path: str, what: str) -> None:
-        """``path`` (a node path) made if missing, and refused unless only its owner can change it."""
+    def check(self, path: str, what: str, create: bool = True) -> bool:
+        """``path`` (a node path) made if missing (with ``create``), and refused unless only its owner
+        can change it; whether it exists."""
         try:
-            statefile.check_private(self.here(path), create=0o755, follow=True)
+            statefile.check_private(self.here(path), create=0o755 if create else 0, follow=True)
+        except FileNotFoundError:
+            return False
         except OSError as e:
             raise Refused(f"{what} {path}: {e.strerror}") from None
+        return True
 
     def plugin_link(self) -> str:
         """What PREFIX/<plugin> points to: LIBDIR/current/cni-macvlan, relative to PREFIX."""
@@ -256,6 +274,10 @@ class Node:
         else:  # through root's symlinks (check_private followed them)
             prefix, libdir = os.path.realpath(self.prefix), os.path.realpath(self.libdir)
         return os.path.relpath(os.path.join(libdir, "current", TREE), prefix)
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
 def _systemd(node: Node) -> bool:
@@ -329,8 +351,11 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 
 class Installer:
-    def __init__(self, release: Release, node: Node, layout: str, zygote: bool, socket_path: str) -> None:
+    def __init__(
+        self, release: Release, node: Node, layout: str, zygote: bool, socket_path: str, replace: bool = False
+    ) -> None:
         self.release = release
+        self.replace = replace
         self.node = node
         self.layout = layout
         self.zygote = zygote and layout == "fast"
@@ -339,6 +364,8 @@ class Installer:
         self.old: dict[str, Any] = {}
         self.made: list[str] = []  # the directories this run made (node paths, outermost first)
         self.files: dict[str, tuple[bytes, int]] = {}
+        self.legacy = False  # an old `make install`'s files are in LIBDIR, to remove once unused
+        self.replaced: dict[str, dict[str, str]] = {}  # path -> its backup in LIBDIR/replaced/
 
     def run(self) -> None:
         node = self.node
@@ -346,50 +373,160 @@ class Installer:
         wanted = [node.prefix, node.libdir, *([node.unitdir] if self.zygote else [])]
         self.made = list(dict.fromkeys(d for path in wanted for d in node.missing(path)))
         try:
-            if os.path.isdir(self.lib) and read_manifest(self.lib) is None:
-                self.adopt()
             node.check(node.prefix, "--prefix")
             node.check(node.libdir, "--libdir")
             if self.zygote:
                 node.check(node.unitdir, "--unitdir")
+            if not os.path.lexists(os.path.join(self.lib, MANIFEST)):
+                self.legacy = self.adopt()
+            self.old = read_manifest(self.lib, node) or {}
+            self.plan_replacements()  # refused here, before any change, unless --replace
         except BaseException:  # refused: nothing is left of this run
             for path in reversed(self.made):
                 _rmdir(node.here(path))
             raise
         with statefile.Locked(os.path.join(self.lib, ".lock")):
-            self.old = read_manifest(self.lib) or {}
-            plugins: dict[str, dict[str, str]]
-            if self.layout == "fast":
-                build = self.install_build()
-                previous = self.switch(build)
-                plugins = self.link_plugins()
-                unit = self.install_unit(changed=previous != build)
-                self.hand_over(restarted=unit is not None and _systemd(node))
-            else:
-                previous = self.current()
-                plugins = self.copy_plugins()
-                drop_unit(node, self.old.get("unit"))
-                if _unlink(os.path.join(self.lib, "current")):
-                    _sync_dir(self.lib)
-                unit = None
+            self.old = read_manifest(self.lib, node) or {}
+            self.legacy = self.legacy or bool(self.old.get("legacy"))
+            build = self.build_name() if self.layout == "fast" else ""
+            plugins = self.plugin_entries()
+            unit = self.unit_entry()
+            # written before anything changes: a run cut short leaves a manifest that lists all it may
+            # have made (install again, or --uninstall, take it from there)
+            self.write(plugins, [*self.old.get("builds", []), *([build] if build else [])], unit, pending=True)
+            self.back_up_replaced()
+            self.write(plugins, [*self.old.get("builds", []), *([build] if build else [])], unit, pending=True)
+            previous = self.current()
+            try:
+                if self.layout == "fast":
+                    self.install_build(build)
+                    self.switch(build)
+                    faults.step("install-switched")
+                    self.link_plugins()
+                    self.install_unit(changed=previous != build)
+                    self.hand_over(restarted=unit is not None and _systemd(node))
+                else:
+                    self.copy_plugins()
+                    drop_unit(node, self.old.get("unit"))
+                    if _unlink(os.path.join(self.lib, "current")):
+                        _sync_dir(self.lib)
+            except BaseException:
+                if self.layout == "fast" and self.current() != previous:  # the build before comes back
+                    if previous:
+                        _replace_link(os.path.join(self.lib, "current"), f"builds/{previous}")
+                    else:
+                        _unlink(os.path.join(self.lib, "current"))
+                    say(f"failed: {'back to build ' + previous if previous else 'no build is current'}")
+                raise
             self.drop_plugins(set(plugins))
             builds = self.collect(keep={b for b in (self.current(), previous) if b})
-            write_manifest(
-                self.lib,
-                {
-                    "format": 1,
-                    "version": __version__,
-                    "layout": self.layout,
-                    "prefix": node.prefix,
-                    "libdir": node.libdir,
-                    "plugins": plugins,
-                    "builds": builds,
-                    "unit": unit,
-                    "made": list(dict.fromkeys([*self.old.get("made", []), *self.made])),  # each once
-                },
+            self.legacy = self.legacy and not self.drop_legacy()
+            self.write(plugins, builds, unit, pending=False)
+        say(f"installed {__version__} ({self.layout} layout): {', '.join(sorted(PLUGINS))}")
+
+    def write(self, plugins: dict[str, dict[str, str]], builds: list[str], unit: Any, pending: bool) -> None:
+        node = self.node
+        old_plugins = {k: v for k, v in self.old.get("plugins", {}).items() if k not in plugins}
+        manifest: dict[str, Any] = {
+            "format": 1,
+            "version": __version__,
+            "layout": self.layout,
+            "prefix": node.prefix,
+            "libdir": node.libdir,
+            "unitdir": node.unitdir,
+            "plugins": {**old_plugins, **plugins} if pending else plugins,
+            "builds": list(dict.fromkeys(builds)),
+            "unit": unit if unit is not None or not pending else self.old.get("unit"),
+            "made": list(dict.fromkeys([*self.old.get("made", []), *self.made])),  # each once
+            "replaced": {**self.old.get("replaced", {}), **self.replaced},
+        }
+        if pending:
+            manifest["pending"] = True
+            if unit is None and self.old.get("unit"):
+                manifest["unit"] = self.old["unit"]
+        if self.legacy:
+            manifest["legacy"] = True
+        write_manifest(self.lib, manifest)
+
+    def plugin_entries(self) -> dict[str, dict[str, str]]:
+        """What each plugin name will hold: a link (fast) or a file's digest (single)."""
+        target = self.node.plugin_link()
+        out = {}
+        for name in PLUGINS:
+            path = os.path.join(self.node.prefix, name)
+            out[path] = {"link": target} if self.layout == "fast" else {"sha256": self.release.sums[name]}
+        return out
+
+    def unit_entry(self) -> dict[str, str] | None:
+        if not self.zygote:
+            return None
+        text = self.unit_text()
+        digest = _sha256()
+        digest.update(text)
+        return {"path": os.path.join(self.node.unitdir, UNIT), "sha256": str(digest.hexdigest())}
+
+    def unit_text(self) -> bytes:
+        return self.files[UNIT][0].decode().replace("@LIBDIR@", self.node.libdir).encode()
+
+    # -- what others put where we install --
+
+    def foreign(self) -> list[str]:
+        """The node paths we are about to write that hold something not ours: not installed by us
+        (or changed since), not already what we install, not an old `make install`'s link into LIBDIR."""
+        plugins, unit = self.plugin_entries(), self.unit_entry()
+        mine = {**self.old.get("plugins", {}), **({unit["path"]: unit} if unit else {})}
+        if self.old.get("unit"):
+            mine[self.old["unit"]["path"]] = self.old["unit"]
+        out = []
+        for path, want in [*plugins.items(), *([(unit["path"], unit)] if unit else [])]:
+            here = self.node.here(path)
+            if not os.path.lexists(here) or _still_ours(here, want):
+                continue
+            if path in mine and _still_ours(here, mine[path]):
+                continue
+            if self.legacy and _link_target(here) == os.path.join(self.node.libdir, TREE):
+                continue
+            out.append(path)
+        return out
+
+    def plan_replacements(self) -> None:
+        foreign = self.foreign()
+        for path in foreign:
+            if os.path.isdir(self.node.here(path)) and not os.path.islink(self.node.here(path)):
+                raise Refused(f"{path} is a directory: remove it, then install again")
+        if foreign and not self.replace:
+            raise Refused(
+                f"{foreign[0]} is not ours (another package's plugin?): give --replace to replace it"
+                " (it is kept in LIBDIR/replaced/ and --uninstall puts it back)"
+                + (f"; also {', '.join(foreign[1:])}" if foreign[1:] else "")
             )
-        self.drop_legacy()
-        say(f"installed {__version__} ({self.layout} layout): {', '.join(sorted(plugins))}")
+
+    def back_up_replaced(self) -> None:
+        """With --replace: each foreign file or link copied to LIBDIR/replaced/ before it is replaced."""
+        foreign = self.foreign()
+        if not foreign:
+            return
+        store = os.path.join(self.lib, "replaced")
+        if not os.path.lexists(store):
+            os.mkdir(store, 0o700)
+        for path in foreign:
+            here = self.node.here(path)
+            name = os.path.basename(path)
+            backup = os.path.join(store, name)
+            if os.path.lexists(backup):
+                continue  # the first replaced is the one to put back
+            target = _link_target(here)
+            if target is not None:
+                os.symlink(target, backup)
+                self.replaced[path] = {"backup": name, "link": target}
+            else:
+                data = _read(here)
+                _write_new(backup, data, os.lstat(here).st_mode & 0o7777)
+                digest = _sha256()
+                digest.update(data)
+                self.replaced[path] = {"backup": name, "sha256": str(digest.hexdigest())}
+            _sync_dir(store)
+            say(f"replacing {path} (not ours): kept in {os.path.join(self.node.libdir, 'replaced', name)}")
 
     # -- the build --
 
@@ -397,21 +534,28 @@ class Installer:
         target = _link_target(os.path.join(self.lib, "current")) or ""
         return target.partition("/")[2] if target.startswith("builds/") else ""
 
-    def install_build(self) -> str:
-        """builds/<version>-<identity>, complete and synced before its name exists; an existing one
-        is used when it holds exactly the release's files."""
+    def build_name(self) -> str:
         import _cni_boot  # the launcher's module (the bundle we run from)
 
+        return f"{__version__}-{_cni_boot.identity(self.files[f'{TREE}/lib/_cni_modules.bin'][0])}"
+
+    def install_build(self, name: str) -> str:
+        """builds/<version>-<identity>, complete and synced before its name exists; an existing one
+        is used when it holds exactly the release's files, each root's and changed by no one else."""
         files = sorted(path[len(TREE) + 1 :] for path in self.files if path.startswith(TREE + "/"))
-        name = f"{__version__}-{_cni_boot.identity(self.files[f'{TREE}/lib/_cni_modules.bin'][0])}"
         builds = os.path.join(self.lib, "builds")
         if not os.path.lexists(builds):
             os.mkdir(builds, 0o755)
             os.chmod(builds, 0o755)
+        try:
+            statefile.check_private(builds)
+        except OSError as e:
+            raise Refused(f"{self.node.libdir}/builds: {e.strerror}") from None
         final = os.path.join(builds, name)
         if os.path.lexists(final):
             sums = self.release.sums
             damaged = [rel for rel in files if _file_digest(os.path.join(final, rel)) != sums[f"{TREE}/{rel}"]]
+            damaged += _not_as_made(final, files)
             if damaged:
                 raise Refused(
                     f"{final} exists but differs from this release ({damaged[0]}): remove that directory"
@@ -448,35 +592,18 @@ class Installer:
             say(f"current build: {build}" + (f" (was {previous})" if previous else ""))
         return previous
 
-    def link_plugins(self) -> dict[str, dict[str, str]]:
+    def link_plugins(self) -> None:
         target = self.node.plugin_link()
-        out: dict[str, dict[str, str]] = {}
         for name in PLUGINS:
-            path = os.path.join(self.node.prefix, name)
-            here = self.node.here(path)
+            here = self.node.here(os.path.join(self.node.prefix, name))
             if _link_target(here) != target:
-                self.note_replaced(path, here)
                 _replace_link(here, target)
-            out[path] = {"link": target}
-        return out
 
-    def copy_plugins(self) -> dict[str, dict[str, str]]:
-        out: dict[str, dict[str, str]] = {}
+    def copy_plugins(self) -> None:
         for name in PLUGINS:
-            path = os.path.join(self.node.prefix, name)
-            here = self.node.here(path)
-            data = self.files[name][0]
-            digest = self.release.sums[name]
-            if _file_digest(here) != digest:
-                self.note_replaced(path, here)
-                _replace_file(here, data, 0o755)
-            out[path] = {"sha256": digest}
-        return out
-
-    def note_replaced(self, path: str, here: str) -> None:
-        if os.path.lexists(here) and path not in self.old.get("plugins", {}):
-            kind = "a link" if os.path.islink(here) else "a file"
-            say(f"replacing {path} ({kind} not installed by us)")
+            here = self.node.here(os.path.join(self.node.prefix, name))
+            if _file_digest(here) != self.release.sums[name]:
+                _replace_file(here, self.files[name][0], 0o755)
 
     def drop_plugins(self, keep: set[str]) -> None:
         """Plugin names we installed before and install no more (another PREFIX, a plugin dropped)."""
@@ -494,8 +621,7 @@ class Installer:
         if not self.zygote:
             drop_unit(node, self.old.get("unit"))
             return None
-        template = self.files[UNIT][0].decode()
-        text = template.replace("@LIBDIR@", node.libdir).encode()
+        text = self.unit_text()
         path = os.path.join(node.unitdir, UNIT)
         here = node.here(path)
         digest = _sha256()
@@ -572,21 +698,36 @@ class Installer:
             say(f"kept every build: {unknown} processes named as ours could not be looked at (needs CAP_SYS_PTRACE)")
         return left
 
-    def adopt(self) -> None:
+    def adopt(self) -> bool:
         """No manifest: LIBDIR must be new, empty, or the layout `make install` made before the
-        installer (the launcher, lib/ and the unit in LIBDIR), which we take over."""
+        installer (its launcher, lib/ with the module bundle, and its unit), which we take over:
+        whether it is that."""
+        if not os.path.isdir(self.lib):
+            return False
         entries = set(os.listdir(self.lib)) - {".lock"}
-        if entries and not entries <= LEGACY:
+        if not entries:
+            return False
+        launcher, bundle = os.path.join(self.lib, TREE), os.path.join(self.lib, "lib", "_cni_modules.bin")
+        legacy = (
+            entries <= LEGACY
+            and _regular(launcher)
+            and _regular(bundle)
+            and not os.path.islink(os.path.join(self.lib, "lib"))
+        )
+        if not legacy:
             raise Refused(
                 f"{self.node.libdir} holds files not installed by install.sh ({', '.join(sorted(entries)[:3])}):"
                 " give another --libdir"
             )
+        return True
 
-    def drop_legacy(self) -> None:
-        """The files of an old `make install` in LIBDIR, once no process runs them."""
+    def drop_legacy(self) -> bool:
+        """The files of an old `make install` in LIBDIR, once no process runs them; whether they are gone."""
+        if not self.legacy:
+            return False
         legacy = [name for name in LEGACY if os.path.lexists(os.path.join(self.lib, name))]
         if not legacy:
-            return
+            return True
         launcher = os.path.join(self.lib, TREE)
         running, unknown = _in_use()
         try:
@@ -596,7 +737,7 @@ class Installer:
             busy = False
         if busy:
             say(f"left the old layout's files in {self.node.libdir}: still running; install again later to remove them")
-            return
+            return False
         for name in legacy:
             path = os.path.join(self.lib, name)
             if os.path.isdir(path) and not os.path.islink(path):
@@ -604,6 +745,7 @@ class Installer:
             else:
                 _unlink(path)
         say(f"removed the old layout's files from {self.node.libdir}: {', '.join(sorted(legacy))}")
+        return True
 
 
 LEGACY = {TREE, "lib", UNIT}  # what `make install` put in LIBDIR before there was an installer
@@ -625,6 +767,37 @@ def drop_unit(node: Node, unit: dict[str, str] | None) -> None:
     say(f"removed {unit['path']}")
 
 
+def _regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _not_as_made(build: str, files: list[str]) -> list[str]:
+    """What in an existing build is not as we make one: an entry not listed, not root's, writable by
+    group or others, or a link (a build holds regular files and directories only)."""
+    expected = set(files) | {d for rel in files for d in _dirs_of(rel)}
+    out = []
+    for top, dirs, names in os.walk(build):
+        for entry in dirs + names:
+            full = os.path.join(top, entry)
+            rel = os.path.relpath(full, build)
+            st = os.lstat(full)
+            plain = stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)
+            if rel not in expected or st.st_uid != os.geteuid() or st.st_mode & 0o022 or not plain:
+                out.append(rel)
+    st = os.lstat(build)
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        out.append(".")
+    return out
+
+
+def _dirs_of(rel: str) -> list[str]:
+    parts = rel.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
 def _parents(root: str, rel: str) -> list[str]:
     parts = rel.split("/")[:-1]
     return [os.path.join(root, *parts[: i + 1]) for i in range(len(parts))]
@@ -636,20 +809,96 @@ def _still_ours(here: str, was: dict[str, str]) -> bool:
     return _file_digest(here) == was.get("sha256")
 
 
-def read_manifest(lib: str) -> dict[str, Any] | None:
+def read_manifest(lib: str, node: Node) -> dict[str, Any] | None:
+    """LIBDIR's manifest, None when there is none; Refused when it is not one we wrote: a file of
+    root's that no one else can change, naming only what an install of ours makes (its plugin names
+    in its PREFIX, builds by name, the unit, the directories above them)."""
+    path = os.path.join(lib, MANIFEST)
     try:
-        data = statefile.read(os.path.join(lib, MANIFEST))
-    except OSError as e:
-        raise Refused(f"{lib}/{MANIFEST}: {e.strerror}") from None
-    if data is None:
+        st = os.lstat(path)
+    except FileNotFoundError:
         return None
+    except OSError as e:
+        raise Refused(f"{path}: {e.strerror}") from None
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise Refused(f"{path} is not root's alone (owner {st.st_uid}, mode {st.st_mode & 0o777:o}): refusing it")
     try:
-        manifest = jsonio.loads(data)
+        data = statefile.read(path)
+    except OSError as e:
+        raise Refused(f"{path}: {e.strerror}") from None
+    try:
+        manifest = jsonio.loads(data or b"")
     except jsonio.DecodeError:
         manifest = None
-    if not isinstance(manifest, dict) or manifest.get("format") != 1:
-        raise Refused(f"{lib}/{MANIFEST} is damaged: look at it, then remove it and what it lists by hand")
+    problem = _manifest_problem(manifest, node)
+    if problem:
+        raise Refused(f"{path} is damaged ({problem}): look at it, then remove it and what it lists by hand")
+    assert isinstance(manifest, dict)
     return manifest
+
+
+def _manifest_problem(m: Any, node: Node) -> str:
+    """What makes ``m`` other than a manifest we write, or ""."""
+    if not isinstance(m, dict) or m.get("format") != 1:
+        return "not a manifest of format 1"
+    prefix = m.get("prefix")
+    if not _clean_path(prefix) or m.get("libdir") != node.libdir:
+        return "prefix or libdir"
+    plugins = m.get("plugins")
+    if not isinstance(plugins, dict) or not all(
+        isinstance(path, str) and os.path.dirname(path) == prefix and os.path.basename(path) in PLUGINS and _entry(was)
+        for path, was in plugins.items()
+    ):
+        return "plugins"
+    builds = m.get("builds")
+    if not isinstance(builds, list) or not all(isinstance(b, str) and _build_name(b) for b in builds):
+        return "builds"
+    unit = m.get("unit")
+    if unit is not None and not (
+        isinstance(unit, dict) and _clean_path(unit.get("path")) and unit["path"].endswith("/" + UNIT) and _entry(unit)
+    ):
+        return "unit"
+    unitdir = m.get("unitdir")
+    if not _clean_path(unitdir):
+        return "unitdir"
+    tops = [prefix, node.libdir, unitdir, *([os.path.dirname(unit["path"])] if unit else [])]
+    made = m.get("made")
+    if not isinstance(made, list) or not all(_clean_path(d) and any(_within(t, d) for t in tops) for d in made):
+        return "made"
+    replaced = m.get("replaced", {})
+    if not isinstance(replaced, dict) or not all(
+        (path in plugins or (unit and path == unit["path"]))
+        and isinstance(was, dict)
+        and was.get("backup") == os.path.basename(path)
+        and _entry(was)
+        for path, was in replaced.items()
+    ):
+        return "replaced"
+    return ""
+
+
+def _clean_path(path: Any) -> bool:
+    return isinstance(path, str) and path.startswith("/") and os.path.normpath(path) == path
+
+
+def _entry(was: Any) -> bool:
+    if not isinstance(was, dict):
+        return False
+    if "link" in was:
+        return isinstance(was["link"], str)
+    digest = was.get("sha256")
+    return isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+
+
+def _build_name(name: str) -> bool:
+    """<version>-<12 hex of the identity>, and nothing a path could be made of."""
+    version, _, ident = name.rpartition("-")
+    return (
+        len(ident) == 12
+        and all(c in "0123456789abcdef" for c in ident)
+        and bool(version)
+        and all(c.isalnum() or c in "._+~" for c in version)
+    )
 
 
 def write_manifest(lib: str, manifest: dict[str, Any]) -> None:
@@ -661,11 +910,19 @@ def write_manifest(lib: str, manifest: dict[str, Any]) -> None:
 
 def uninstall(node: Node, socket_path: str) -> None:
     lib = node.here(node.libdir)
-    manifest = read_manifest(lib) if os.path.isdir(lib) else None
+    if not node.check(node.libdir, "--libdir", create=False):
+        raise Refused(f"nothing to uninstall: no {node.libdir}")
+    manifest = read_manifest(lib, node)
     if manifest is None:
         raise Refused(f"nothing to uninstall: no {node.libdir}/{MANIFEST}")
+    for path, what in (
+        (manifest["prefix"], "the manifest's prefix"),
+        *([(os.path.dirname(manifest["unit"]["path"]), "the manifest's unit directory")] if manifest["unit"] else []),
+    ):
+        node.check(path, what, create=False)  # nothing is removed where others could have put things
     with statefile.Locked(os.path.join(lib, ".lock")):
         drop_unit(node, manifest["unit"])
+        replaced = manifest.get("replaced", {})
         for path, was in manifest["plugins"].items():
             here = node.here(path)
             if _still_ours(here, was):
@@ -673,15 +930,31 @@ def uninstall(node: Node, socket_path: str) -> None:
                 say(f"removed {path}")
             elif os.path.lexists(here):
                 say(f"left {path}: it is no longer what we installed")
+        for path, was in replaced.items():  # what --replace replaced, put back where the name is free
+            backup = os.path.join(lib, "replaced", was["backup"])
+            if not os.path.lexists(node.here(path)) and _still_ours(backup, was):
+                os.rename(backup, node.here(path))
+                say(f"put back {path}")
         if _link_target(os.path.join(lib, "current")) is not None:
             _unlink(os.path.join(lib, "current"))
         builds = os.path.join(lib, "builds")
+        running, unknown = _in_use()
         for name in manifest["builds"]:
-            shutil.rmtree(os.path.join(builds, name), ignore_errors=True)
+            path = os.path.join(builds, name)
+            try:
+                st = os.stat(os.path.join(path, TREE))
+                busy = unknown > 0 or (st.st_dev, st.st_ino) in running
+            except OSError:
+                busy = False
+            if busy:
+                say(f"left build {name}: a process still runs it; remove {path} once it is gone")
+                continue
+            shutil.rmtree(path, ignore_errors=True)
             say(f"removed build {name}")
         _unlink(os.path.join(lib, MANIFEST))
+        _rmdir(os.path.join(lib, "replaced"))
+        _rmdir(builds)
         _unlink(os.path.join(lib, ".lock"))
-    _rmdir(builds)
     for path in sorted(manifest["made"], key=len, reverse=True):
         _rmdir(node.here(path))
     pid = _zygote_pid(node.here(socket_path))
@@ -716,6 +989,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--destdir", default="", help="install under DIR as if it were / (packages; a container)")
     p.add_argument("--socket", default=DEFAULT_SOCKET, help="the zygote's socket to hand over (default %(default)s)")
     p.add_argument("--uninstall", action="store_true", help="remove what the manifest in LIBDIR lists")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace plugins (or a unit) of PREFIX that are not ours; each is kept in LIBDIR/replaced/ and"
+        " --uninstall puts it back",
+    )
     return p.parse_args(argv)
 
 
@@ -730,7 +1009,7 @@ def main(argv: list[str], lib: str) -> int:
         if lib == sys.executable:
             raise Refused("run the installer of a release's tree (install.sh), not a single-file plugin")
         release = Release(os.path.dirname(os.path.dirname(lib)))
-        Installer(release, node, args.layout, args.zygote == "yes", args.socket).run()
+        Installer(release, node, args.layout, args.zygote == "yes", args.socket, args.replace).run()
     except Refused as e:
         sys.stderr.write(f"cni-macvlan install: {e}\n")
         return 1

@@ -550,15 +550,23 @@ def _independent_of_mounts(lib: str) -> None:
     our lib/ may be elsewhere or absent (a zygote in a container serving the host). Modules are then
     read through a descriptor of lib/ (/proc/self/fd/N: the same directory in any namespace), and
     the extension modules are loaded now, so that no shared library of theirs (libssl) is looked
-    up in the caller's file system next to a C library of ours."""
+    up in the caller's file system next to a C library of ours. Only from a lib/ that only root can
+    change, and only files of root's that no one else can write: root loads nothing planted."""
     import _imp
 
+    try:
+        check_private(lib)
+    except OSError as e:
+        raise SystemExit(f"cni-macvlan zygote: our lib/: {e.strerror}") from None
     fd = os.open(lib, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     sys.path[:] = [f"/proc/self/fd/{fd}" if entry == lib else entry for entry in sys.path]
     sys.path_importer_cache.clear()
     suffix = _imp.extension_suffixes()[0]
     for name in sorted(os.listdir(lib)):
-        if name.endswith(suffix):
+        if not name.endswith(suffix):
+            continue
+        st = os.lstat(os.path.join(lib, name))
+        if stat.S_ISREG(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022:
             __import__(name[: -len(suffix)])
 
 

@@ -338,3 +338,145 @@ def test_make_install_and_uninstall_run_the_installer(tmp_path: Path) -> None:
     gone = subprocess.run([*make, "uninstall", *variables], cwd=ROOT, env=env, capture_output=True, text=True)
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert list(root.iterdir()) == []
+
+
+# ---- what the installer trusts, and what a run cut short leaves (an attacker's review of it) ----
+
+
+def test_a_forged_manifest_is_never_acted_on(tmp_path: Path) -> None:
+    """--uninstall removes only what the manifest names, so the manifest must be what we wrote: in a
+    LIBDIR that others can write it is refused with the directory; a manifest naming anything an
+    install of ours does not make (a build outside builds/, a plugin outside PREFIX) is refused as
+    damaged, and nothing is removed either way."""
+    node = tmp_path / "node"
+    node.mkdir()
+    prefix, libdir, _, args = places(node)
+    install(staged(), *args)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("root's")
+    manifest = json.loads((libdir / "installed.json").read_text())
+    forged = {**manifest, "builds": [str(victim)], "plugins": {f"{prefix}/../../../../victim/precious": {"link": "x"}}}
+    (libdir / "installed.json").write_text(json.dumps(forged))
+    out = install(staged(), *args, "--uninstall", check=False)
+    assert out.returncode == 1 and "installed.json is damaged" in out.stderr, out
+    libdir.chmod(0o777)
+    out = install(staged(), *args, "--uninstall", check=False)
+    assert out.returncode == 1 and "is writable by others" in out.stderr, out
+    assert (victim / "precious").read_text() == "root's" and (prefix / "macvlan").is_symlink()
+
+
+def test_a_libdir_is_taken_over_only_when_it_is_an_old_install_and_kept_apart_from_prefix(tmp_path: Path) -> None:
+    other = tmp_path / "opt" / "app"
+    (other / "lib").mkdir(parents=True)
+    (other / "lib" / "libimportant.so.1").write_bytes(b"\x7fELF another program's")
+    out = install(staged(), "--prefix", str(tmp_path / "bin"), "--libdir", str(other), "--zygote", "no", check=False)
+    assert out.returncode == 1 and "holds files not installed by install.sh" in out.stderr, out
+    assert (other / "lib" / "libimportant.so.1").exists()
+    inside = install(staged(), "--prefix", str(other / "bin"), "--libdir", str(other), check=False)
+    assert inside.returncode == 1 and "is inside --libdir" in inside.stderr, inside
+
+
+def test_a_run_cut_short_is_finished_by_the_next_one_or_removed_by_uninstall(tmp_path: Path) -> None:
+    """The manifest is written before anything changes, listing all a run may make: an installer
+    killed (kill -9) right after it switched to the new build leaves a manifest marked pending; the
+    next install finishes the job, and --uninstall then leaves nothing. A directory where a plugin
+    goes is refused before anything changes."""
+    node = tmp_path / "node"
+    node.mkdir()
+    before = snapshot(node)
+    prefix, libdir, _, args = places(node)
+    prefix.mkdir(parents=True)
+    (prefix / "ipvlan").mkdir()
+    refused = install(staged(), *args, "--zygote", "no", "--replace", check=False)
+    assert refused.returncode == 1 and "ipvlan is a directory" in refused.stderr, refused
+    assert not libdir.exists()
+    (prefix / "ipvlan").rmdir()
+    killed = install(staged(), *args, "--zygote", "no", check=False, env={"CNI_MACVLAN_CRASH_AT": "install-switched"})
+    assert killed.returncode == -9, killed
+    manifest = json.loads((libdir / "installed.json").read_text())
+    assert manifest["pending"] is True and manifest["builds"] == [f"{__version__}-{identity(staged())}"]
+    assert sorted(manifest["plugins"]) == sorted(str(prefix / n) for n in PLUGIN_NAMES)
+    install(staged(), *args, "--zygote", "no")
+    assert "pending" not in json.loads((libdir / "installed.json").read_text())
+    assert sorted(p.name for p in prefix.iterdir()) == sorted(PLUGIN_NAMES)
+    killed = install(staged(), *args, "--zygote", "no", check=False, env={"CNI_MACVLAN_CRASH_AT": "install-switched"})
+    install(staged(), *args, "--uninstall")
+    assert not libdir.exists() and list(prefix.iterdir()) == []
+    assert {k: v for k, v in snapshot(node).items() if not k.startswith("opt")} == before
+
+
+def test_a_failure_after_the_switch_puts_the_build_before_back(tmp_path: Path, monkeypatch: Any) -> None:
+    """In-process (the installer's module from source): linking the plugins fails after the switch;
+    the previous build is current again and the error is the installer's."""
+    import sys
+
+    node = tmp_path / "node"
+    node.mkdir()
+    prefix, libdir, unitdir, args = places(node)
+    install(staged(), *args, "--zygote", "no")
+    variant_release = variant(staged(), tmp_path / "b", "b")
+    monkeypatch.syspath_prepend(str(ROOT / "launcher"))
+    boot = type(sys)("_cni_boot")
+    boot.identity = lambda data: identity(variant_release)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "_cni_boot", boot)
+    import _cni_install
+
+    def broken(self: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_cni_install.Installer, "link_plugins", broken)
+    where = _cni_install.Node(str(prefix), str(libdir), str(unitdir), "")
+    installer = _cni_install.Installer(_cni_install.Release(str(variant_release)), where, "fast", False, "/nonexistent")
+    with pytest.raises(OSError, match="No space left"):
+        installer.run()
+    assert os.readlink(libdir / "current") == f"builds/{__version__}-{identity(staged())}"
+
+
+def test_a_build_in_place_is_used_only_as_we_made_it(tmp_path: Path) -> None:
+    node = tmp_path / "node"
+    node.mkdir()
+    _, libdir, _, args = places(node)
+    install(staged(), *args, "--zygote", "no")
+    build = libdir / "builds" / f"{__version__}-{identity(staged())}"
+    (build / "lib" / "planted.cpython-311-x86_64-linux-gnu.so").write_bytes(b"not ours")
+    out = install(staged(), *args, "--zygote", "no", check=False)
+    assert out.returncode == 1 and "differs from this release (lib/planted" in out.stderr, out
+    (build / "lib" / "planted.cpython-311-x86_64-linux-gnu.so").unlink()
+    (build / "lib").chmod(0o777)
+    out = install(staged(), *args, "--zygote", "no", check=False)
+    assert out.returncode == 1 and "differs from this release (lib)" in out.stderr, out
+
+
+def test_plugins_not_ours_are_replaced_only_when_asked_and_put_back_on_uninstall(tmp_path: Path) -> None:
+    """A node's /opt/cni/bin often holds upstream's macvlan, ipvlan and host-local: refused unless
+    --replace; then each is kept in LIBDIR/replaced/ and --uninstall puts it back as it was."""
+    node = tmp_path / "node"
+    node.mkdir()
+    prefix, libdir, _, args = places(node)
+    prefix.mkdir(parents=True)
+    (prefix / "host-local").write_bytes(b"\x7fELF upstream's host-local")
+    (prefix / "host-local").chmod(0o755)
+    (prefix / "macvlan").symlink_to("/usr/lib/cni/macvlan")
+    before = snapshot(node)
+    out = install(staged(), *args, check=False)
+    assert out.returncode == 1 and "is not ours" in out.stderr and "--replace" in out.stderr, out
+    assert snapshot(node) == before
+    out = install(staged(), *args, "--replace")
+    assert f"replacing {prefix / 'host-local'} (not ours)" in out.stdout
+    assert (libdir / "replaced" / "host-local").read_bytes() == b"\x7fELF upstream's host-local"
+    assert os.readlink(prefix / "host-local") == "../../cni-macvlan/current/cni-macvlan"
+    install(staged(), *args)  # ours now: no --replace needed any more
+    install(staged(), *args, "--uninstall")
+    assert snapshot(node) == before
+
+
+def test_install_sh_refuses_a_release_others_could_change(tmp_path: Path) -> None:
+    """install.sh runs the release's own code as root: from a tree that others could change, that
+    would be their code."""
+    release = tmp_path / "release"
+    shutil.copytree(staged(), release, symlinks=True)
+    (release / "cni-macvlan" / "lib").chmod(0o777)
+    out = install(release, "--prefix", str(tmp_path / "bin"), "--libdir", str(tmp_path / "lib"), check=False)
+    assert out.returncode == 1 and "can be changed by others" in out.stderr, out
+    assert not (tmp_path / "bin").exists()

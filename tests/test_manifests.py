@@ -24,7 +24,7 @@ def through_the_schema(doc: dict[str, Any], model: str) -> Any:
     is dropped, a value of another type changed, a missing required one refused."""
     api = kubernetes.client.ApiClient()
     # what ApiClient.deserialize does with a response's JSON (its signature changes between versions)
-    return api.sanitize_for_serialization(api._ApiClient__deserialize(doc, model))
+    return api.sanitize_for_serialization(api._ApiClient__deserialize(doc, model))  # type: ignore[attr-defined]
 
 
 def test_the_daemonset_is_one_the_api_takes_as_written() -> None:
@@ -43,7 +43,8 @@ def test_the_daemonset_installs_beside_the_plugins_and_serves_where_they_look() 
     assert spec["hostNetwork"] is True and spec["hostPID"] is True
     [install], [zygote] = spec["initContainers"], spec["containers"]
     assert install["image"] == zygote["image"] == f"localhost/cni-macvlan:{__version__}"
-    options = dict(arg.removeprefix("--").split("=", 1) for arg in install["command"][2:])
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in install["command"][2:] if "=" in arg)
+    assert "--replace" in install["command"], "the node's upstream plugins are kept, and put back on uninstall"
     assert install["command"][:2] == ["/release/cni-macvlan/cni-macvlan", "install"]
     assert options["libdir"].startswith(options["prefix"] + "/") and options["zygote"] == "no"
     mounts = {m["name"]: m["mountPath"] for c in (install, zygote) for m in c["volumeMounts"]}

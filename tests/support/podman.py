@@ -66,10 +66,12 @@ class PrivatePodman:
 # What run_args translates; any other field of the manifest fails the test, which must then learn it.
 POD_FIELDS = {
     "hostNetwork", "hostPID", "priorityClassName", "tolerations", "terminationGracePeriodSeconds",
-    "initContainers", "containers", "volumes",
+    "initContainers", "containers", "volumes", "automountServiceAccountToken",
 }  # fmt: skip
 CONTAINER_FIELDS = {"name", "image", "imagePullPolicy", "command", "securityContext", "volumeMounts", "resources"}
-SECURITY_FIELDS = {"privileged", "readOnlyRootFilesystem", "allowPrivilegeEscalation", "capabilities"}
+SECURITY_FIELDS = {
+    "privileged", "readOnlyRootFilesystem", "allowPrivilegeEscalation", "capabilities", "seccompProfile",
+}  # fmt: skip
 
 
 def run_args(pod: dict[str, Any], container: dict[str, Any], host: Path) -> list[str]:
@@ -90,6 +92,9 @@ def run_args(pod: dict[str, Any], container: dict[str, Any], host: Path) -> list
         args += ["--read-only", "--read-only-tmpfs=false"]  # Kubernetes adds no tmpfs
     if security.get("allowPrivilegeEscalation") is False:
         args += ["--security-opt", "no-new-privileges"]
+    # seccompProfile RuntimeDefault: podman's default profile is its runtime's default; no other type is used
+    assert security.get("seccompProfile", {"type": "RuntimeDefault"}) == {"type": "RuntimeDefault"}, security
+    # automountServiceAccountToken: podman mounts no token either
     for cap in security.get("capabilities", {}).get("drop", []):
         args += ["--cap-drop", cap.lower()]
     for cap in security.get("capabilities", {}).get("add", []):

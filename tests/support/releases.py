@@ -45,13 +45,15 @@ def variant(release: Path, dest: Path, tag: str) -> Path:
     return dest
 
 
-def install(release: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def install(
+    release: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The release's install.sh with ``args``; its output in the failure's message."""
     proc = subprocess.run(
         [str(release / "install.sh"), *args],
         capture_output=True,
         text=True,
-        env={"PATH": PATH},
+        env={"PATH": PATH, **(env or {})},
         timeout=120,
         check=False,
     )
