@@ -18,6 +18,7 @@ from ..links import parents
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from typing import Any
 
     from ..cni.request import Request
@@ -81,6 +82,15 @@ def master(config: dict[str, Any]) -> str:
     value = get(config, "master", "") or ""
     if not isinstance(value, str):
         raise invalid(f"master must be an interface name, got {value!r}")
+    return value
+
+
+def choice(config: dict[str, Any], key: str, default: str, allowed: Collection[str], driver: str) -> str:
+    """A key whose value is one of a few words (mode, flag), in upstream's words when it is not."""
+    value = get(config, key, "") or default
+    if not isinstance(value, str) or value not in allowed:
+        shown = f'"{value}"' if isinstance(value, str) else repr(value)
+        raise invalid(f"unknown {driver} {key}: {shown}", f"{key} is one of {', '.join(allowed)}")
     return value
 
 

@@ -12,10 +12,9 @@ prevResult's single interface, as upstream.
 from __future__ import annotations
 
 from ..attach import config as common
-from ..attach.config import LinkConf, invalid
+from ..attach.config import LinkConf
 from ..cni import cniargs
 from ..cni.errors import INTERNAL, CNIError
-from ..cni.keys import get
 from ..cni.result import parse
 from ..links.netlink import IPVLAN_FLAGS, IPVLAN_MODES
 
@@ -43,14 +42,8 @@ def load(req: Request) -> IpvlanConf:
     cniargs.parse(req.args, CNI_ARGS_KEYS)
     conf = IpvlanConf(config["name"])
     conf.master = common.master(config)
-    mode = get(config, "mode", "") or "l2"
-    if not isinstance(mode, str) or mode not in IPVLAN_MODES:
-        raise invalid(f"unknown ipvlan mode: {_quoted(mode)}", f"mode is one of {', '.join(IPVLAN_MODES)}")
-    conf.mode = mode
-    flag = get(config, "flag", "") or "bridge"
-    if not isinstance(flag, str) or flag not in IPVLAN_FLAGS:
-        raise invalid(f"unknown ipvlan flag: {_quoted(flag)}", f"flag is one of {', '.join(IPVLAN_FLAGS)}")
-    conf.flag = flag
+    conf.mode = common.choice(config, "mode", "l2", IPVLAN_MODES, "ipvlan")
+    conf.flag = common.choice(config, "flag", "bridge", IPVLAN_FLAGS, "ipvlan")
     conf.mtu = common.mtu(config)
     conf.link_in_container = common.link_in_container(config)
     conf.ipam_type = common.ipam_type(config)
@@ -66,7 +59,3 @@ def _chained_master(prev: object, version: str) -> str:
     if len(interfaces) != 1 or not interfaces[0].name:
         raise CNIError(INTERNAL, "chained master failure. PrevResult lacks a single named interface")
     return interfaces[0].name
-
-
-def _quoted(value: object) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)

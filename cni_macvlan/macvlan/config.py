@@ -62,10 +62,7 @@ def load(req: Request) -> NetConf:
     cni_args = cniargs.parse(req.args, CNI_ARGS_KEYS)
     conf = NetConf(config["name"])
     conf.master = common.master(config)
-    mode = get(config, "mode", "") or "bridge"
-    if not isinstance(mode, str) or mode not in MACVLAN_MODES:
-        raise invalid(f'unknown macvlan mode: "{mode}"', f"mode is one of {', '.join(MACVLAN_MODES)}")
-    conf.mode = mode
+    conf.mode = common.choice(config, "mode", "bridge", MACVLAN_MODES, "macvlan")
     conf.mtu = common.mtu(config)
     conf.bcqueuelen = common.integer(config, "bcqueuelen", 0, 2**32 - 1)
     conf.link_in_container = common.link_in_container(config)
