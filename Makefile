@@ -48,7 +48,9 @@ release: packages-release build
 # kernel has them (tools/run-in-vm.sh). Each lane must run tests: pytest's "no tests" (exit 5) fails it.
 # Each lane installs what it needs first, and sets CNI_REQUIRE_ALL: a missing tool or dist/ executable
 # then fails its tests instead of skipping them. --dist loadgroup: a module that builds the release
-# once (test_release.py, its xdist group) runs on one worker.
+# once (test_release.py, its xdist group) runs on one worker. The VM lane runs on the VM's CPUs (as many
+# as the host's) with -n auto too: software emulation makes it the longest part (13 min 20 s on one
+# worker, 9 min 40 s on two, here).
 test: packages-test build lint test-host test-vm
 
 test-host: packages-test-host packages-release build runtime-clients
@@ -56,7 +58,7 @@ test-host: packages-test-host packages-release build runtime-clients
 
 test-vm: packages-test-vm build
 	tools/run-in-vm.sh -L "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" -- \
-		env CNI_REQUIRE_ALL=1 PYTHONDONTWRITEBYTECODE=1 $(PY) -m pytest -q -p no:cacheprovider -m vm tests
+		env CNI_REQUIRE_ALL=1 PYTHONDONTWRITEBYTECODE=1 $(PY) -m pytest -n auto -q -p no:cacheprovider -m vm tests
 
 # The CNI clients the runtime tests drive that Debian ships as source only (cnitool, the CRI's gRPC stubs),
 # fetched with apt-get source and built once into build/runtime-clients (tests/support/layouts.py finds them).
