@@ -4,7 +4,7 @@ Layout under ``<dataDir>/<network>/``:
   ``<ip>``                  one file per lease, content ``<containerID>\\r\\n<ifname>`` (no newline), 0600;
                             legacy files hold only the container ID; whitespace is tolerated on read
   ``last_reserved_ip.<n>``  the last address reserved in range set n
-  ``lock``                  flock(LOCK_EX) while any operation runs
+  ``lock``                  flock(LOCK_EX) while any operation runs (a wait of at most LOCK_WAIT s)
 
 A lease file appears atomically with its content: it is written to a temporary file and hard-linked
 to its address name, which fails with EEXIST like upstream's O_EXCL create, so no reader (nor a crash)
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 import stat
-from fcntl import LOCK_EX, LOCK_UN, flock
+from fcntl import LOCK_UN, flock
 
 from cni_macvlan.cni import faults
 from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
-from cni_macvlan.cni.statefile import check_private, open_regular, write_atomic, write_new
+from cni_macvlan.cni.statefile import check_private, lock_exclusive, open_regular, write_atomic, write_new
 
 from .store import Lease, Store, lease_content, parse_lease
 
@@ -62,7 +62,7 @@ class DiskStore(Store):
         self._lock_fd = open_regular(os.path.join(self.dir, LOCK_NAME), os.O_RDONLY | os.O_CREAT)
 
     def lock(self) -> None:
-        flock(self._lock_fd, LOCK_EX)
+        lock_exclusive(self._lock_fd, os.path.join(self.dir, LOCK_NAME))
 
     def unlock(self) -> None:
         flock(self._lock_fd, LOCK_UN)

@@ -59,6 +59,12 @@ def cni_error(e: Exception, store_where: str, verb: str = "", opening: bool = Fa
     if isinstance(e, StoreRefused):
         return CNIError(IO_FAILURE, f"host-local: the etcd lease store refused a request: {e}")
     assert isinstance(e, OSError)
+    if isinstance(e, TimeoutError):
+        return CNIError(
+            TRY_AGAIN_LATER,
+            f'host-local: lease store "{store_where}": its lock {e.filename} is {e.strerror}',
+            "try again; a process holding it that long is stuck",
+        )
     if opening:
         return CNIError(
             IO_FAILURE,

@@ -286,8 +286,20 @@ def _systemd(node: Node) -> bool:
     return not node.destdir and os.geteuid() == 0 and os.path.isdir("/run/systemd/system")
 
 
+SYSTEMCTL_WAIT = 90.0  # seconds for one systemctl call (a start waits for the zygote's socket)
+VERSION_WAIT = 10.0  # seconds for the new build's --version through the zygote
+
+
+def _run(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a helper, waiting at most ``timeout`` seconds; Refused if it takes longer."""
+    try:
+        return subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Refused(f"{' '.join(argv)} did not finish in {timeout:g} s") from None
+
+
 def _systemctl(*args: str) -> None:
-    proc = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
+    proc = _run(["systemctl", *args], SYSTEMCTL_WAIT)
     if proc.returncode != 0:
         raise Refused(f"systemctl {' '.join(args)} failed: {proc.stderr.strip()}")
 
@@ -655,7 +667,7 @@ class Installer:
             return
         plugin = self.node.here(os.path.join(self.node.prefix, next(iter(PLUGINS))))
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_MACVLAN_ZYGOTE": sock, "CNI_MACVLAN_DEBUG": "1"}
-        out = subprocess.run([plugin, "--version"], env=env, capture_output=True, text=True, check=False)
+        out = _run([plugin, "--version"], VERSION_WAIT, env)
         if out.returncode != 0:
             raise Refused(f"the new build does not run: {plugin} --version: {out.stderr.strip()}")
         if f"run by the zygote {pid}" in out.stderr:
@@ -760,10 +772,10 @@ def drop_unit(node: Node, unit: dict[str, str] | None) -> None:
         say(f"left {unit['path']}: changed since we installed it")
         return
     if _systemd(node):
-        subprocess.run(["systemctl", "disable", "--now", UNIT], capture_output=True, check=False)
+        _run(["systemctl", "disable", "--now", UNIT], SYSTEMCTL_WAIT)
     _unlink(here)
     if _systemd(node):
-        subprocess.run(["systemctl", "daemon-reload"], capture_output=True, check=False)
+        _run(["systemctl", "daemon-reload"], SYSTEMCTL_WAIT)
     say(f"removed {unit['path']}")
 
 

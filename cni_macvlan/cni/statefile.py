@@ -6,6 +6,10 @@ reader (or a process killed mid-write) sees the old content or the new, never a 
 ``flock(LOCK_EX)`` on a lock file for a block. Used by the lease store (``last_reserved_ip.<n>``,
 its lock) and by the macvlan plugin's record of the parents it owns.
 
+Every lock wait is bounded (``lock_exclusive``): a holder that stops (a plugin stuck in the kernel,
+one stopped by a debugger) makes a waiter fail with TimeoutError after LOCK_WAIT seconds, which the
+plugins report as code 11 (try again later) naming the lock file, instead of stalling the runtime.
+
 Root writes here, so nothing is trusted that someone else could have put there: ``check_private``
 refuses a directory that anyone but root could change (itself or a directory above it); every file
 is opened with O_NOFOLLOW and O_NONBLOCK (a FIFO planted under a name can't stall us) and must be a
@@ -17,9 +21,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from fcntl import LOCK_EX, LOCK_UN, flock
+from fcntl import LOCK_EX, LOCK_NB, LOCK_UN, flock
 
 MAX_READ = 1 << 20  # a state file is a few KiB; more than this is not one of ours
+# Seconds a plugin waits for a lock: held for milliseconds by each ADD or DEL, so only a stuck holder
+# makes anyone wait this long; well inside the runtime's own deadline (kubelet's is 2 min).
+LOCK_WAIT = 60.0
 
 
 def check_private(path: str, create: int = 0, follow: bool = False) -> None:
@@ -157,21 +164,79 @@ def read(path: str) -> bytes | None:
         os.close(fd)
 
 
-class Locked:
-    """``with Locked(path):`` holds an exclusive flock on ``path`` (created 0600 if missing)."""
+def _expired(signum: int, frame: object) -> None:
+    raise TimeoutError(errno.ETIMEDOUT, "timed out")
 
-    def __init__(self, path: str) -> None:
+
+def lock_exclusive(fd: int, path: str, timeout: float | None = None) -> None:
+    """flock(LOCK_EX) on ``fd`` (the lock file ``path``), waiting at most ``timeout`` seconds
+    (LOCK_WAIT by default); then TimeoutError naming ``path``. Free, it costs one flock; held, the
+    wait is the kernel's (woken when the holder lets go), cut short by a one-shot SIGALRM. The
+    plugins set no other alarm and run no other thread; in a process that has an alarm running (the
+    tests' per-test timeout), that alarm bounds the wait and is left alone, and off the main thread
+    no alarm can be set: there, a plain wait."""
+    try:
+        flock(fd, LOCK_EX | LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    import signal
+
+    wait = max(LOCK_WAIT if timeout is None else timeout, 0.001)  # 0 would disarm the alarm
+    if signal.getitimer(signal.ITIMER_REAL)[0] > 0:  # someone else's alarm
+        flock(fd, LOCK_EX)
+        return
+    try:
+        previous = signal.signal(signal.SIGALRM, _expired)
+    except ValueError:  # not the main thread
+        flock(fd, LOCK_EX)
+        return
+    try:
+        signal.setitimer(signal.ITIMER_REAL, wait)
+        flock(fd, LOCK_EX)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    except TimeoutError:
+        flock(fd, LOCK_UN)  # had the alarm come just after the lock was taken
+        raise TimeoutError(
+            errno.ETIMEDOUT, f"held by another process for {wait:g} s (find it with 'fuser -v {path}')", path
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class Locked:
+    """``with Locked(path):`` holds an exclusive flock on ``path`` (created 0600 if missing), waiting
+    at most ``timeout`` seconds for it (lock_exclusive). The lock is on the file ``path`` names when
+    the lock is taken: one removed or replaced while we waited (an uninstall removes its lock file) is
+    opened again, so two holders never lock two different files of one name."""
+
+    def __init__(self, path: str, timeout: float | None = None) -> None:
         self.path = path
+        self.timeout = timeout
         self.fd = -1
 
     def __enter__(self) -> Locked:
-        self.fd = open_regular(self.path, os.O_RDONLY | os.O_CREAT, 0o600)
-        try:
-            flock(self.fd, LOCK_EX)
-        except BaseException:
-            os.close(self.fd)
-            raise
-        return self
+        import time
+
+        deadline = time.monotonic() + (LOCK_WAIT if self.timeout is None else self.timeout)
+        while True:
+            self.fd = open_regular(self.path, os.O_RDONLY | os.O_CREAT, 0o600)
+            try:
+                lock_exclusive(self.fd, self.path, max(deadline - time.monotonic(), 0.001))
+                held = os.fstat(self.fd)
+                try:
+                    now = os.lstat(self.path)
+                except FileNotFoundError:
+                    now = None
+                if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                    return self
+            except BaseException:
+                os.close(self.fd)
+                self.fd = -1
+                raise
+            os.close(self.fd)  # the name now leads elsewhere (or nowhere): lock what it names now
+            self.fd = -1
 
     def __exit__(self, *exc: object) -> None:
         flock(self.fd, LOCK_UN)

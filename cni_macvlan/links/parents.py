@@ -26,7 +26,7 @@ import errno
 import os
 
 from ..cni import faults, jsonio, log, statefile
-from ..cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
+from ..cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, CNIError
 from .netlink import IFF_LOOPBACK, Link, NetlinkError
 
 TYPE_CHECKING = False
@@ -223,7 +223,8 @@ class Store:
     """The owned-parents record of one state directory (``stateDir``), with the lease store's rules
     (cni/statefile.py): a directory anyone but root could change is refused, every file is opened
     O_NOFOLLOW and must be a regular file. Every failure is a CNIError, code 5, naming the path and
-    the fix; a record or lock that is not what we write is a DamagedRecord."""
+    the fix; a record or lock that is not what we write is a DamagedRecord; a lock held by another
+    process for LOCK_WAIT seconds is code 11 (try again later)."""
 
     def __init__(self, state_dir: str) -> None:
         self.dir = state_dir
@@ -317,6 +318,12 @@ class _Locked(statefile.Locked):
             raise self.store._io_error(e) from None
         try:
             super().__enter__()
+        except TimeoutError as e:
+            raise CNIError(
+                TRY_AGAIN_LATER,
+                f'the record of owned parents: its lock "{self.path}" is {e.strerror}',
+                "try again; a process holding it that long is stuck",
+            ) from None
         except OSError as e:
             if e.errno in DAMAGE:  # not a regular file: never ours
                 raise self.store._damaged_error(e.strerror or str(e), self.path) from None
