@@ -168,6 +168,12 @@ def _expired(signum: int, frame: object) -> None:
     raise TimeoutError(errno.ETIMEDOUT, "timed out")
 
 
+def _held_too_long(path: str, seconds: float) -> TimeoutError:
+    return TimeoutError(
+        errno.ETIMEDOUT, f"held by another process for {seconds:g} s (find it with 'fuser -v {path}')", path
+    )
+
+
 def lock_exclusive(fd: int, path: str, timeout: float | None = None) -> None:
     """flock(LOCK_EX) on ``fd`` (the lock file ``path``), waiting at most ``timeout`` seconds
     (LOCK_WAIT by default); then TimeoutError naming ``path``. Free, it costs one flock; held, the
@@ -197,9 +203,7 @@ def lock_exclusive(fd: int, path: str, timeout: float | None = None) -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
     except TimeoutError:
         flock(fd, LOCK_UN)  # had the alarm come just after the lock was taken
-        raise TimeoutError(
-            errno.ETIMEDOUT, f"held by another process for {wait:g} s (find it with 'fuser -v {path}')", path
-        ) from None
+        raise _held_too_long(path, wait) from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -219,11 +223,15 @@ class Locked:
     def __enter__(self) -> Locked:
         import time
 
-        deadline = time.monotonic() + (LOCK_WAIT if self.timeout is None else self.timeout)
+        wait = LOCK_WAIT if self.timeout is None else self.timeout
+        deadline = time.monotonic() + wait
         while True:
             self.fd = open_regular(self.path, os.O_RDONLY | os.O_CREAT, 0o600)
             try:
-                lock_exclusive(self.fd, self.path, max(deadline - time.monotonic(), 0.001))
+                try:
+                    lock_exclusive(self.fd, self.path, max(deadline - time.monotonic(), 0.001))
+                except TimeoutError:
+                    raise _held_too_long(self.path, wait) from None
                 held = os.fstat(self.fd)
                 try:
                     now = os.lstat(self.path)
