@@ -59,10 +59,11 @@ class DiskStore(Store):
         self.dir = self.where = os.path.join(data_dir, network)
         for path in (data_dir, self.dir):  # dataDir is held to the rule as a store directory, not as a parent
             check_private(path, create=0o755)
-        self._lock_fd = open_regular(os.path.join(self.dir, LOCK_NAME), os.O_RDONLY | os.O_CREAT)
+        self._lock_path = os.path.join(self.dir, LOCK_NAME)
+        self._lock_fd = open_regular(self._lock_path, os.O_RDONLY | os.O_CREAT)
 
     def lock(self) -> None:
-        lock_exclusive(self._lock_fd, os.path.join(self.dir, LOCK_NAME))
+        lock_exclusive(self._lock_fd, self._lock_path)
 
     def unlock(self) -> None:
         flock(self._lock_fd, LOCK_UN)

@@ -41,9 +41,8 @@ def _create(ct: Container, creator: Netlink | None, master: Link, ifname: str, c
 
 def _check(ct: Container, ifname: str, conf: LinkConf, mac: str, prev: Result) -> None:
     assert isinstance(conf, config.IpvlanConf)
-    ct.check(ifname, "ipvlan", conf.mode, mac, prev, WORDS)
-    link = ct.nl.get_link(ifname)
-    if link is not None and link.ipvlan_flag != conf.flag:
+    link = ct.check(ifname, "ipvlan", conf.mode, mac, prev, WORDS)
+    if link.ipvlan_flag != conf.flag:
         raise CNIError(INTERNAL, f"container ipvlan flag {link.ipvlan_flag} does not match expected value: {conf.flag}")
 
 

@@ -210,9 +210,10 @@ class Container:
 
     # ---- CHECK ----
 
-    def check(self, ifname: str, kind: str, mode: str, mac: str, prev: Result, words: dict[str, str]) -> None:
+    def check(self, ifname: str, kind: str, mode: str, mac: str, prev: Result, words: dict[str, str]) -> Link:
         """Is the interface in ``prev`` the link we made (of ``kind``, in ``mode``, with ``mac``), with
-        ``prev``'s addresses and routes? ``words``: the plugin's upstream messages (not_kind, mode, mac)."""
+        ``prev``'s addresses and routes? ``words``: the plugin's upstream messages (not_kind, mode, mac).
+        The link, for the plugin's own checks."""
         link = self.nl.get_link(ifname)
         if link is None:
             raise CNIError(INTERNAL, f"Container Interface name in prevResult: {ifname} not found")
@@ -224,6 +225,7 @@ class Container:
             raise CNIError(INTERNAL, words["mac"].format(ifname=ifname, mac=mac, have=link.mac))
         self._check_addresses(link, prev)
         self._check_routes(link, prev)
+        return link
 
     def _check_addresses(self, link: Link, prev: Result) -> None:
         have = {(a.family, a.value, a.prefix) for a in self.nl.addresses(link.index)}
@@ -272,15 +274,14 @@ def _sysctl(path: str, value: str) -> None:
 
 def _create_hint(kind: str, code: int, parent: Link, mode: str) -> str:
     """What the kernel's bare errno means here (the config was validated before: MTU, MAC, mode)."""
+    if code == errno.EBUSY:  # the parent carries links of the other kind
+        other = "macvlan" if kind == "ipvlan" else "ipvlan"
+        return (
+            f'master "{parent.name}" carries {other} links (or is a bridge port): a parent holds macvlan or'
+            " ipvlan links, never both; use another parent (another VLAN of it, say)"
+        )
     if kind == "ipvlan":
-        if code == errno.EBUSY:
-            return (
-                f'master "{parent.name}" carries macvlan links (or is a bridge port): a parent holds macvlan or'
-                " ipvlan links, never both; use another parent (another VLAN of it, say)"
-            )
-        if code == errno.EOPNOTSUPP:
-            return "this kernel has no ipvlan (modprobe ipvlan)"
-        return ""
+        return "this kernel has no ipvlan (modprobe ipvlan)" if code == errno.EOPNOTSUPP else ""
     if code == errno.EINVAL and mode == "passthru":  # the parent already has macvlan links
         return (
             f'master "{parent.name}" already carries macvlan links (of this or another network): '
@@ -290,11 +291,6 @@ def _create_hint(kind: str, code: int, parent: Link, mode: str) -> str:
         return (
             f'master "{parent.name}" is held by a passthru macvlan (of this or another network), '
             "which allows no other link on it; use another parent"
-        )
-    if code == errno.EBUSY:
-        return (
-            f'master "{parent.name}" carries ipvlan links (or is a bridge port): a parent holds macvlan or'
-            " ipvlan links, never both; use another parent (another VLAN of it, say)"
         )
     if code == errno.EADDRNOTAVAIL:
         return "the MAC address is not usable"
