@@ -68,12 +68,13 @@ class Refused(Exception):
     """Nothing was changed; the message says why and what to do."""
 
 
-def _sha256() -> Any:
+def _hexdigest(data: bytes) -> str:
+    """The SHA-256 of ``data``, in hex."""
     try:
         from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12 and later
     except ImportError:
         from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
-    return sha256()
+    return str(sha256(data).hexdigest())
 
 
 def say(line: str) -> None:
@@ -127,9 +128,7 @@ class Release:
         return data
 
     def check(self, path: str, data: bytes) -> None:
-        digest = _sha256()
-        digest.update(data)
-        if digest.hexdigest() != self.sums[path]:
+        if _hexdigest(data) != self.sums[path]:
             raise Refused(f"{self.root}/{path} does not match {SUMS}: the release is damaged; unpack it again")
 
 
@@ -214,9 +213,7 @@ def _file_digest(path: str) -> str | None:
         data = _read(path)
     except OSError:
         return None
-    digest = _sha256()
-    digest.update(data)
-    return str(digest.hexdigest())
+    return _hexdigest(data)
 
 
 # ---- the node ----
@@ -329,6 +326,16 @@ def _in_use() -> tuple[set[tuple[int, int]], int]:
     return running, unknown
 
 
+def _runs(program: str, running: set[tuple[int, int]], unknown: int) -> bool:
+    """Does a process run ``program`` (of _in_use's ``running``), or may one (``unknown`` processes
+    we may not look at)? False when there is no such file."""
+    try:
+        st = os.stat(program)
+    except OSError:
+        return False
+    return unknown > 0 or (st.st_dev, st.st_ino) in running
+
+
 def _zygote_pid(path: str) -> int:
     """The pid of a root process serving a zygote socket at ``path`` (as this process reaches it); 0 if none."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
@@ -405,9 +412,10 @@ class Installer:
             unit = self.unit_entry()
             # written before anything changes: a run cut short leaves a manifest that lists all it may
             # have made (install again, or --uninstall, take it from there)
-            self.write(plugins, [*self.old.get("builds", []), *([build] if build else [])], unit, pending=True)
-            self.back_up_replaced()
-            self.write(plugins, [*self.old.get("builds", []), *([build] if build else [])], unit, pending=True)
+            pending = [*self.old.get("builds", []), *([build] if build else [])]
+            self.write(plugins, pending, unit, pending=True)
+            if self.back_up_replaced():  # the backups, recorded before the files they keep are replaced
+                self.write(plugins, pending, unit, pending=True)
             previous = self.current()
             try:
                 if self.layout == "fast":
@@ -415,7 +423,7 @@ class Installer:
                     self.switch(build)
                     faults.step("install-switched")
                     self.link_plugins()
-                    self.install_unit(changed=previous != build)
+                    self.install_unit(unit, changed=previous != build)
                     self.hand_over(restarted=unit is not None and _systemd(node))
                 else:
                     self.copy_plugins()
@@ -472,10 +480,7 @@ class Installer:
     def unit_entry(self) -> dict[str, str] | None:
         if not self.zygote:
             return None
-        text = self.unit_text()
-        digest = _sha256()
-        digest.update(text)
-        return {"path": os.path.join(self.node.unitdir, UNIT), "sha256": str(digest.hexdigest())}
+        return {"path": os.path.join(self.node.unitdir, UNIT), "sha256": _hexdigest(self.unit_text())}
 
     def unit_text(self) -> bytes:
         return self.files[UNIT][0].decode().replace("@LIBDIR@", self.node.libdir).encode()
@@ -513,11 +518,13 @@ class Installer:
                 + (f"; also {', '.join(foreign[1:])}" if foreign[1:] else "")
             )
 
-    def back_up_replaced(self) -> None:
-        """With --replace: each foreign file or link copied to LIBDIR/replaced/ before it is replaced."""
+    def back_up_replaced(self) -> bool:
+        """With --replace: each foreign file or link copied to LIBDIR/replaced/ before it is replaced.
+        Were any kept (the manifest must say so)?"""
         foreign = self.foreign()
         if not foreign:
-            return
+            return False
+        kept = len(self.replaced)
         store = os.path.join(self.lib, "replaced")
         if not os.path.lexists(store):
             os.mkdir(store, 0o700)
@@ -534,11 +541,10 @@ class Installer:
             else:
                 data = _read(here)
                 _write_new(backup, data, os.lstat(here).st_mode & 0o7777)
-                digest = _sha256()
-                digest.update(data)
-                self.replaced[path] = {"backup": name, "sha256": str(digest.hexdigest())}
+                self.replaced[path] = {"backup": name, "sha256": _hexdigest(data)}
             _sync_dir(store)
             say(f"replacing {path} (not ours): kept in {os.path.join(self.node.libdir, 'replaced', name)}")
+        return len(self.replaced) > kept
 
     # -- the build --
 
@@ -556,11 +562,8 @@ class Installer:
         is used when it holds exactly the release's files, each root's and changed by no one else."""
         files = sorted(path[len(TREE) + 1 :] for path in self.files if path.startswith(TREE + "/"))
         builds = os.path.join(self.lib, "builds")
-        if not os.path.lexists(builds):
-            os.mkdir(builds, 0o755)
-            os.chmod(builds, 0o755)
         try:
-            statefile.check_private(builds)
+            statefile.check_private(builds, create=0o755)
         except OSError as e:
             raise Refused(f"{self.node.libdir}/builds: {e.strerror}") from None
         final = os.path.join(builds, name)
@@ -579,15 +582,15 @@ class Installer:
         shutil.rmtree(tmp, ignore_errors=True)
         os.mkdir(tmp, 0o755)
         try:
+            dirs = sorted({d for rel in files for d in _dirs_of(rel)})  # parents before children
+            for d in dirs:
+                os.mkdir(os.path.join(tmp, d), 0o755)
+                os.chmod(os.path.join(tmp, d), 0o755)
             for rel in files:
                 data, mode = self.files[f"{TREE}/{rel}"]
-                for parent in _parents(tmp, rel):
-                    if not os.path.isdir(parent):
-                        os.mkdir(parent, 0o755)
-                        os.chmod(parent, 0o755)
                 _write_new(os.path.join(tmp, rel), data, mode)
-            for parent in sorted({os.path.dirname(os.path.join(tmp, rel)) for rel in files}, reverse=True):
-                _sync_dir(parent)
+            for d in [*reversed(dirs), ""]:
+                _sync_dir(os.path.join(tmp, d))
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -626,22 +629,18 @@ class Installer:
 
     # -- the zygote --
 
-    def install_unit(self, changed: bool) -> dict[str, str] | None:
-        """The zygote's unit with --zygote yes (enabled and restarted where systemd runs); without,
-        a unit we installed before is removed."""
+    def install_unit(self, unit: dict[str, str] | None, changed: bool) -> None:
+        """The zygote's unit (``unit``: its entry, unit_entry) with --zygote yes, enabled and restarted
+        where systemd runs; without (None), a unit we installed before is removed."""
         node = self.node
-        if not self.zygote:
+        if unit is None:
             drop_unit(node, self.old.get("unit"))
-            return None
-        text = self.unit_text()
-        path = os.path.join(node.unitdir, UNIT)
+            return
+        path = unit["path"]
         here = node.here(path)
-        digest = _sha256()
-        digest.update(text)
-        unit = {"path": path, "sha256": str(digest.hexdigest())}
         fresh = _file_digest(here) != unit["sha256"]
         if fresh:
-            _replace_file(here, text, 0o644)
+            _replace_file(here, self.unit_text(), 0o644)
         if _systemd(node):
             if fresh:
                 _systemctl("daemon-reload")
@@ -653,7 +652,6 @@ class Installer:
                 _systemctl("start", UNIT)
         elif not node.destdir:
             say(f"no systemd here: run '{node.libdir}/current/{TREE} zygote' under your service manager (unit: {path})")
-        return unit
 
     def hand_over(self, restarted: bool) -> None:
         """A zygote not restarted by systemd (another supervisor's, or a container's) serving the
@@ -696,12 +694,7 @@ class Installer:
                 if not (pid.isdigit() and os.path.exists(f"/proc/{pid}")):
                     shutil.rmtree(path, ignore_errors=True)
                 continue
-            try:
-                st = os.stat(os.path.join(path, TREE))
-                busy = (st.st_dev, st.st_ino) in running
-            except OSError:
-                busy = False
-            if name in keep or busy or unknown:
+            if name in keep or _runs(os.path.join(path, TREE), running, unknown) or unknown:
                 left.append(name)
                 continue
             shutil.rmtree(path)
@@ -741,13 +734,7 @@ class Installer:
         if not legacy:
             return True
         launcher = os.path.join(self.lib, TREE)
-        running, unknown = _in_use()
-        try:
-            st = os.stat(launcher)
-            busy = unknown > 0 or (st.st_dev, st.st_ino) in running
-        except OSError:
-            busy = False
-        if busy:
+        if _runs(launcher, *_in_use()):
             say(f"left the old layout's files in {self.node.libdir}: still running; install again later to remove them")
             return False
         for name in legacy:
@@ -808,11 +795,6 @@ def _not_as_made(build: str, files: list[str]) -> list[str]:
 def _dirs_of(rel: str) -> list[str]:
     parts = rel.split("/")[:-1]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-def _parents(root: str, rel: str) -> list[str]:
-    parts = rel.split("/")[:-1]
-    return [os.path.join(root, *parts[: i + 1]) for i in range(len(parts))]
 
 
 def _still_ours(here: str, was: dict[str, str]) -> bool:
@@ -953,12 +935,7 @@ def uninstall(node: Node, socket_path: str) -> None:
         running, unknown = _in_use()
         for name in manifest["builds"]:
             path = os.path.join(builds, name)
-            try:
-                st = os.stat(os.path.join(path, TREE))
-                busy = unknown > 0 or (st.st_dev, st.st_ino) in running
-            except OSError:
-                busy = False
-            if busy:
+            if _runs(os.path.join(path, TREE), running, unknown):
                 say(f"left build {name}: a process still runs it; remove {path} once it is gone")
                 continue
             shutil.rmtree(path, ignore_errors=True)

@@ -18,8 +18,6 @@ declare -A PURPOSE=(
     [build]="make gcc python3.11 python3.11-dev python3.11-venv zlib1g-dev libexpat1-dev"
     # demo/demo.sh: namespaces, veth and macvlan links, nsenter, ping
     [demo]="iproute2 iputils-ping util-linux"
-    # make release: the build, then the OCI image built by podman from the release's files (tools/release.py)
-    [release]="make gcc python3.11 python3.11-dev python3.11-venv zlib1g-dev libexpat1-dev podman"
     # the host lane: the namespace lab (iproute2, ping, nsenter), the Go reference plugins in /usr/lib/cni,
     # real etcd members (some over TLS: openssl makes their certificates), podman's CNI backend with runc
     # and a busybox image built from busybox-static; the runtime tests: containerd (the daemon, its CRI,
@@ -32,7 +30,9 @@ declare -A PURPOSE=(
     # host's / read-only, so the lab's tools and the Go plugins come from the host too
     [test-vm]="qemu-system-x86 busybox-static kmod iproute2 iputils-ping util-linux containernetworking-plugins"
 )
-PURPOSE[test]="${PURPOSE[build]} ${PURPOSE[release]} ${PURPOSE[test-host]} ${PURPOSE[test-vm]}"
+# make release: the build, then the OCI image built by podman from the release's files (tools/release.py)
+PURPOSE[release]="${PURPOSE[build]} podman"
+PURPOSE[test]="${PURPOSE[release]} ${PURPOSE[test-host]} ${PURPOSE[test-vm]}"
 
 usage() { echo "usage: $0 install|missing|list PURPOSE... (purposes: ${!PURPOSE[*]})" >&2; exit 2; }
 [ $# -ge 2 ] || usage
