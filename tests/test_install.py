@@ -401,6 +401,7 @@ def test_a_run_cut_short_is_finished_by_the_next_one_or_removed_by_uninstall(tmp
     assert "pending" not in json.loads((libdir / "installed.json").read_text())
     assert sorted(p.name for p in prefix.iterdir()) == sorted(PLUGIN_NAMES)
     killed = install(staged(), *args, "--zygote", "no", check=False, env={"CNI_MACVLAN_CRASH_AT": "install-switched"})
+    assert killed.returncode == -9, killed
     install(staged(), *args, "--uninstall")
     assert not libdir.exists() and list(prefix.iterdir()) == []
     assert {k: v for k, v in snapshot(node).items() if not k.startswith("opt")} == before

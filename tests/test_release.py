@@ -14,7 +14,6 @@ import platform
 import shutil
 import subprocess
 import tarfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +26,9 @@ from tests.support import configs
 from tests.support.lab import GATEWAY4, Lab
 from tests.support.layouts import PLUGIN_NAMES, needed
 from tests.support.podman import PrivatePodman, run_args
-from tests.support.releases import PATH, Built, build_release, checkout_copy, commit_time, snapshot
+from tests.support.releases import PATH, Built, build_release, checkout_copy, commit_time, install, snapshot
 from tests.support.runners import MacvlanRunner
+from tests.support.zygote import wait_for
 
 pytestmark = [
     pytest.mark.release,
@@ -102,12 +102,7 @@ def test_the_tarball_works_unpacked_into_a_cni_bin_dir_or_through_its_installer(
     single = subprocess.run([bindir / "macvlan", "--version"], capture_output=True, text=True, env=env).stdout
     assert single.startswith(f"macvlan {__version__} (build ")
     prefix = tmp_path / "installed"
-    subprocess.run(
-        [unpacked / "install.sh", "--prefix", str(prefix), "--libdir", str(tmp_path / "lib"), "--zygote", "no"],
-        check=True,
-        capture_output=True,
-        env={"PATH": PATH},
-    )
+    install(unpacked, "--prefix", str(prefix), "--libdir", str(tmp_path / "lib"), "--zygote", "no")
     fast = subprocess.run([prefix / "macvlan", "--version"], capture_output=True, text=True, env=env).stdout
     assert fast == single, "one build, two layouts, one identity"
 
@@ -119,13 +114,6 @@ def podman(tmp_path: Path) -> Iterator[PrivatePodman]:
         yield pm
     finally:
         pm.cleanup()
-
-
-def wait_for(path: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        time.sleep(0.05)
 
 
 def test_the_image_runs_as_the_daemonset_specifies(
@@ -152,7 +140,7 @@ def test_the_image_runs_as_the_daemonset_specifies(
     name = f"cmt-zygote-{tag}"
     podman("run", "-d", "--name", name, *run_args(pod, zygote, host))
     socket = host / "run" / "cni-macvlan" / "zygote.sock"
-    wait_for(socket)
+    wait_for(socket.exists, 20)
     pid = int(podman("inspect", "-f", "{{.State.Pid}}", name).stdout)
     run = MacvlanRunner(lab, bindir, "fast")
     served = {"CNI_MACVLAN_ZYGOTE": str(socket), "CNI_MACVLAN_DEBUG": "1"}  # the host's /run is elsewhere here

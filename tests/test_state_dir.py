@@ -33,23 +33,18 @@ pytestmark = pytest.mark.netns
 NET = "statenet"
 
 
-class Attach:
+class Attach(MacvlanRunner):
     """One of the link plugins (macvlan, ipvlan: they share the parents' rules and record) run as the
     `macvlan` fixture runs ours, in each layout; the config's type set to match."""
 
-    def __init__(self, runner: MacvlanRunner, plugin: str) -> None:
-        self.runner = runner
-        self.plugin = plugin
-
     def __call__(self, command: str, config: dict[str, Any], *args: Any, **kwargs: Any) -> Outcome:
-        kwargs["plugin"] = self.plugin
-        return self.runner(command, {**config, "type": self.plugin}, *args, **kwargs)
+        return super().__call__(command, {**config, "type": self.plugin}, *args, **kwargs)
 
 
 @pytest.fixture(params=["macvlan", "ipvlan"])
 def attach(macvlan: MacvlanRunner, request: pytest.FixtureRequest) -> Attach:
     """(This kernel has no ipvlan: every test taking this one fails or succeeds before a link is made.)"""
-    return Attach(macvlan, request.param)
+    return Attach(macvlan.lab, macvlan.plugin_dir, macvlan.mode, macvlan.served, plugin=request.param)
 
 
 def conf(state_dir: Path, data_dir: Path, master: str | None = "upl0", version: str = "1.1.0") -> dict[str, Any]:

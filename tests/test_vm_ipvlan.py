@@ -7,7 +7,6 @@ veth to an upstream router holding 10.77.0.1/24 and fd77::1/64.
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -15,30 +14,20 @@ from typing import Any
 import pytest
 
 from tests.support.configs import macvlan_conf
-from tests.support.lab import GATEWAY4, GATEWAY6, SUBNET4, SUBNET6, Lab, lease_files
+from tests.support.lab import GATEWAY4, GATEWAY6, SUBNET4, SUBNET6, Lab, lease_files, owned_parents
 from tests.support.layouts import GO_VERSIONS, dist_executable, go_plugin
-from tests.support.runners import MacvlanRunner, Outcome, Served
+from tests.support.runners import MacvlanRunner, Served
 
 pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("vlan_and_dummy")]
 
 
-class Ipvlan:
-    """Our ipvlan (or, with ``plugin``, any plugin of the same directory) run in the lab's node."""
-
-    def __init__(self, runner: MacvlanRunner) -> None:
-        self.runner = runner
-
-    def __call__(self, command: str, config: dict[str, Any], *args: Any, **kwargs: Any) -> Outcome:
-        kwargs.setdefault("plugin", "ipvlan")
-        return self.runner(command, config, *args, **kwargs)
-
-
 @pytest.fixture(params=["single", "fast", "zygote"])
-def run(lab: Lab, request: pytest.FixtureRequest) -> Ipvlan:
+def run(lab: Lab, request: pytest.FixtureRequest) -> MacvlanRunner:
+    """Our ipvlan (or, with ``plugin``, any plugin of the same directory) run in the lab's node."""
     if request.param == "single":
-        return Ipvlan(MacvlanRunner(lab, dist_executable("ipvlan").parent, "single"))
+        return MacvlanRunner(lab, dist_executable("ipvlan").parent, "single", plugin="ipvlan")
     served = Served(request) if request.param == "zygote" else None
-    return Ipvlan(MacvlanRunner(lab, dist_executable("fast/ipvlan").parent, request.param, served))
+    return MacvlanRunner(lab, dist_executable("fast/ipvlan").parent, request.param, served, plugin="ipvlan")
 
 
 def conf(
@@ -55,12 +44,9 @@ def conf(
     )
 
 
-def owned(tmp: Path) -> dict[str, Any]:
-    path = tmp / "state" / "parents.json"
-    return json.loads(path.read_text())["parents"] if path.exists() else {}
-
-
-def test_l2_slaves_reach_each_other_and_the_gateway_with_the_parents_mac(run: Ipvlan, lab: Lab, tmp_path: Path) -> None:
+def test_l2_slaves_reach_each_other_and_the_gateway_with_the_parents_mac(
+    run: MacvlanRunner, lab: Lab, tmp_path: Path
+) -> None:
     config = conf(tmp_path)
     c1, c2 = lab.container("c1"), lab.container("c2")
     r1 = run("ADD", config, c1, container_id="c1").ok()
@@ -83,7 +69,7 @@ def test_l2_slaves_reach_each_other_and_the_gateway_with_the_parents_mac(run: Ip
 
 @pytest.mark.parametrize("mode", ["l3", "l3s"])
 def test_l3_slaves_reach_each_other_and_the_node_routes_without_a_gateway(
-    run: Ipvlan, lab: Lab, tmp_path: Path, mode: str
+    run: MacvlanRunner, lab: Lab, tmp_path: Path, mode: str
 ) -> None:
     """As Docker's ipvlan L3: a default route over the device, no gateway in the result; the
     upstream router can't resolve a slave (no ARP in L3) and, without a route to the subnet via the
@@ -106,7 +92,7 @@ def test_l3_slaves_reach_each_other_and_the_node_routes_without_a_gateway(
 
 @pytest.mark.parametrize("flag", ["private", "vepa"])
 def test_private_and_vepa_slaves_do_not_reach_each_other_but_reach_the_gateway(
-    run: Ipvlan, lab: Lab, tmp_path: Path, flag: str
+    run: MacvlanRunner, lab: Lab, tmp_path: Path, flag: str
 ) -> None:
     """private: no traffic between slaves; vepa: it goes to the wire, whose switch (here a plain
     veth peer) does not send it back."""
@@ -123,7 +109,9 @@ def test_private_and_vepa_slaves_do_not_reach_each_other_but_reach_the_gateway(
     assert wrong["msg"] == f"container ipvlan flag {flag} does not match expected value: {other}"
 
 
-def test_vlan_parents_are_shared_with_macvlan_rules_and_keep_vlans_apart(run: Ipvlan, lab: Lab, tmp_path: Path) -> None:
+def test_vlan_parents_are_shared_with_macvlan_rules_and_keep_vlans_apart(
+    run: MacvlanRunner, lab: Lab, tmp_path: Path
+) -> None:
     """The parents are macvlan's: upl0.50 created on demand, shared by two ipvlan networks, gone with
     its last user; one subnet on VLANs 50 and 60: only the tag separates them."""
     lab.vlan_upstream(50, "10.5.0.1/24")
@@ -141,17 +129,17 @@ def test_vlan_parents_are_shared_with_macvlan_rules_and_keep_vlans_apart(run: Ip
     assert run("ADD", net60, b, container_id="b").ok()["ips"][0]["address"] == "10.5.0.100/24"
     vlan = lab.node_links()["upl0.50"]
     assert vlan["linkinfo"]["info_kind"] == "vlan" and vlan["linkinfo"]["info_data"]["id"] == 50
-    assert [att[0] for att in owned(tmp_path)["upl0.50"]["attachments"]] == ["ipvlan50", "other50"]
+    assert [att[0] for att in owned_parents(tmp_path / "state")["upl0.50"]["attachments"]] == ["ipvlan50", "other50"]
     assert lab.ping(a, "10.5.0.1") and lab.ping(b, "10.5.0.254")
     assert not lab.ping(a, "10.5.0.254") and not lab.ping(a, "10.5.0.100"), "VLAN 50 reached VLAN 60"
     run("DEL", net50, a, container_id="a").ok()
     assert "upl0.50" in lab.node_links(), "other50 still uses it"
     run("DEL", other50, c, container_id="c").ok()
     run("DEL", net60, b, container_id="b").ok()
-    assert not [n for n in lab.node_links() if n.startswith("upl0.")] and owned(tmp_path) == {}
+    assert not [n for n in lab.node_links() if n.startswith("upl0.")] and owned_parents(tmp_path / "state") == {}
 
 
-def test_dual_stack_on_a_dummy_parent_and_on_the_wire(run: Ipvlan, lab: Lab, tmp_path: Path) -> None:
+def test_dual_stack_on_a_dummy_parent_and_on_the_wire(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
     config = conf(tmp_path)
     del config["ipam"]["subnet"]
     config["ipam"]["ranges"] = [[{"subnet": SUBNET4, "gateway": GATEWAY4}], [{"subnet": SUBNET6, "gateway": GATEWAY6}]]
@@ -174,7 +162,9 @@ def test_dual_stack_on_a_dummy_parent_and_on_the_wire(run: Ipvlan, lab: Lab, tmp
 
 
 @pytest.mark.parametrize("first", ["macvlan", "ipvlan"])
-def test_a_parent_takes_macvlan_or_ipvlan_links_never_both(run: Ipvlan, lab: Lab, tmp_path: Path, first: str) -> None:
+def test_a_parent_takes_macvlan_or_ipvlan_links_never_both(
+    run: MacvlanRunner, lab: Lab, tmp_path: Path, first: str
+) -> None:
     """The kernel refuses the second kind on one parent: a clear error naming the parent and why,
     and nothing changed (no link, no lease, no record of the second)."""
     second = "ipvlan" if first == "macvlan" else "macvlan"
@@ -186,12 +176,12 @@ def test_a_parent_takes_macvlan_or_ipvlan_links_never_both(run: Ipvlan, lab: Lab
     assert err["code"] == 999 and 'master "upl0.70" carries' in err["msg"] and "never both" in err["msg"], err
     assert set(lab.links(c2)) == {"lo"}
     assert lease_files(tmp_path / "leases", "second") == {}
-    assert [att[0] for att in owned(tmp_path)["upl0.70"]["attachments"]] == ["first"]
+    assert [att[0] for att in owned_parents(tmp_path / "state")["upl0.70"]["attachments"]] == ["first"]
     run("DEL", one, c1, container_id="c1", plugin=first).ok()
-    assert "upl0.70" not in lab.node_links() and owned(tmp_path) == {}
+    assert "upl0.70" not in lab.node_links() and owned_parents(tmp_path / "state") == {}
 
 
-def test_a_kill_9_at_each_step_of_add_is_cleaned_up_by_del_and_gc(run: Ipvlan, lab: Lab, tmp_path: Path) -> None:
+def test_a_kill_9_at_each_step_of_add_is_cleaned_up_by_del_and_gc(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
     config = conf(tmp_path, "ipvlan50", "upl0.50", "192.168.50.0/24")
     steps = ["parent-recorded", "parent-created", "parent-acquired", "link-created", "ipam-added"]
     for i, step in enumerate(steps):
@@ -204,11 +194,13 @@ def test_a_kill_9_at_each_step_of_add_is_cleaned_up_by_del_and_gc(run: Ipvlan, l
         else:
             run("DEL", config, ns, container_id=f"k{i}").ok()
             assert set(lab.links(ns)) == {"lo"}, step
-        assert owned(tmp_path) == {} and "upl0.50" not in lab.node_links(), step
+        assert owned_parents(tmp_path / "state") == {} and "upl0.50" not in lab.node_links(), step
         assert lease_files(tmp_path / "leases", "ipvlan50") == {}, step
 
 
-def test_chained_without_ipam_it_takes_the_addresses_of_prev_result(run: Ipvlan, lab: Lab, tmp_path: Path) -> None:
+def test_chained_without_ipam_it_takes_the_addresses_of_prev_result(
+    run: MacvlanRunner, lab: Lab, tmp_path: Path
+) -> None:
     config = conf(tmp_path)
     config["ipam"] = {}
     c1 = lab.container("c1")
@@ -227,11 +219,11 @@ def test_chained_without_ipam_it_takes_the_addresses_of_prev_result(run: Ipvlan,
 # ---- with Debian's Go plugins (v1.1.1) ----
 
 
-def test_ours_with_gos_host_local_and_gos_ipvlan_with_ours(run: Ipvlan, lab: Lab, tmp_path: Path) -> None:
+def test_ours_with_gos_host_local_and_gos_ipvlan_with_ours(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
     """Our ipvlan delegating to Go's host-local, and Go's ipvlan delegating to our host-local (the
     runner's directory holds ours; Go's comes first in CNI_PATH where it is theirs to run)."""
     go_ipvlan, go_host_local = go_plugin("ipvlan"), go_plugin("host-local")
-    ours_dir = run.runner.plugin_dir
+    ours_dir = run.plugin_dir
     config = conf(tmp_path, "mixed", version="1.0.0")  # Debian's Go plugins stop at 1.0.0
     c1, c2 = lab.container("c1"), lab.container("c2")
     with_go_ipam = run("ADD", config, c1, container_id="c1", CNI_PATH=f"{go_host_local.parent}:{ours_dir}")
@@ -246,7 +238,7 @@ def test_ours_with_gos_host_local_and_gos_ipvlan_with_ours(run: Ipvlan, lab: Lab
     assert lease_files(tmp_path / "leases", "mixed") == {}
 
 
-def test_results_are_gos_for_every_version_it_has(run: Ipvlan, lab: Lab, tmp_path: Path) -> None:
+def test_results_are_gos_for_every_version_it_has(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
     """L2 (upstream's only behaviour), each with its own host-local and store, in one container: the
     same result (an ipvlan's MAC is its parent's, so even that agrees)."""
     go = go_plugin("ipvlan")

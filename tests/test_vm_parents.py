@@ -6,7 +6,6 @@ Run by `make test` through tools/run-in-vm.sh; on a kernel without them these te
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.configs import macvlan_conf
-from tests.support.lab import Lab, lease_files, sh
+from tests.support.lab import Lab, lease_files, owned_parents, sh
 from tests.support.layouts import dist_executable
 from tests.support.runners import MacvlanRunner, Served
 
@@ -33,11 +32,6 @@ def conf(tmp: Path, name: str, master: str | None, subnet: str, **ipam: Any) -> 
     return macvlan_conf(name, tmp / "leases", tmp / "state", subnet, "1.1.0", master, ipam_extra=ipam)
 
 
-def owned(tmp: Path) -> dict[str, Any]:
-    path = tmp / "state" / "parents.json"
-    return json.loads(path.read_text())["parents"] if path.exists() else {}
-
-
 @pytest.mark.parametrize("run", ["fast", "zygote"], indirect=True)
 def test_a_vlan_parent_is_created_shared_and_removed_with_its_last_user(
     run: MacvlanRunner, lab: Lab, tmp_path: Path
@@ -52,14 +46,14 @@ def test_a_vlan_parent_is_created_shared_and_removed_with_its_last_user(
     run("ADD", net50, c2, container_id="c2").ok()
     run("ADD", other, c3, container_id="c3").ok()  # a second network on the same VLAN
     assert lab.node_links()["upl0.50"]["ifindex"] == vlan["ifindex"]
-    assert [a[1] for a in owned(tmp_path)["upl0.50"]["attachments"]] == ["c1", "c2", "c3"]
+    assert [a[1] for a in owned_parents(tmp_path / "state")["upl0.50"]["attachments"]] == ["c1", "c2", "c3"]
     assert lab.ping(c1, "192.168.50.3")
     run("DEL", net50, c1, container_id="c1").ok()
     run("DEL", other, c3, container_id="c3").ok()
     assert "upl0.50" in lab.node_links()
     run("DEL", net50, c2, container_id="c2").ok()
     assert "upl0.50" not in lab.node_links()
-    assert owned(tmp_path) == {}
+    assert owned_parents(tmp_path / "state") == {}
     assert set(lab.node_links()) == {"lo", "upl0"}
 
 
@@ -71,7 +65,7 @@ def test_a_pre_made_parent_is_used_and_never_deleted(run: MacvlanRunner, lab: La
     config = conf(tmp_path, "macvlan40", name, "192.168.40.0/24")
     c1 = lab.container("c1")
     run("ADD", config, c1).ok()
-    assert owned(tmp_path) == {}
+    assert owned_parents(tmp_path / "state") == {}
     run("DEL", config, c1).ok()
     after = lab.node_links()[name]
     assert (after["ifindex"], after["flags"], after["mtu"]) == (before["ifindex"], before["flags"], before["mtu"])
@@ -123,10 +117,10 @@ def test_gc_drops_stale_attachments_and_their_parent(run: MacvlanRunner, lab: La
     lab.remove_netns(c1)
     lab.remove_netns(c2)
     run("GC", {**config, "cni.dev/valid-attachments": [{"containerID": "c2", "ifname": "eth0"}]}).ok()
-    assert [a[1] for a in owned(tmp_path)["upl0.50"]["attachments"]] == ["c2"]
+    assert [a[1] for a in owned_parents(tmp_path / "state")["upl0.50"]["attachments"]] == ["c2"]
     assert list(lease_files(tmp_path / "leases", "macvlan50")) == ["192.168.50.3"]
     run("GC", {**config, "cni.dev/valid-attachments": []}).ok()
-    assert owned(tmp_path) == {} and "upl0.50" not in lab.node_links()
+    assert owned_parents(tmp_path / "state") == {} and "upl0.50" not in lab.node_links()
     assert lease_files(tmp_path / "leases", "macvlan50") == {}
 
 
@@ -189,7 +183,7 @@ def test_a_kill_9_during_add_is_cleaned_up_by_del(run: MacvlanRunner, lab: Lab, 
     out = run("ADD", config, c1, CNI_MACVLAN_CRASH_AT=step)
     assert out.code == -signal.SIGKILL or out.code == 128 + signal.SIGKILL, (out.code, out.stdout)
     run("DEL", config, c1).ok()
-    assert owned(tmp_path) == {}
+    assert owned_parents(tmp_path / "state") == {}
     assert "upl0.50" not in lab.node_links()
     assert set(lab.links(c1)) == {"lo"}
     assert lease_files(tmp_path / "leases", "macvlan50") == {}
@@ -202,7 +196,7 @@ def test_a_kill_9_during_add_is_cleaned_up_by_gc(run: MacvlanRunner, lab: Lab, t
     run("ADD", config, c1, CNI_MACVLAN_CRASH_AT=step)
     lab.remove_netns(c1)
     run("GC", {**config, "cni.dev/valid-attachments": []}).ok()
-    assert owned(tmp_path) == {}
+    assert owned_parents(tmp_path / "state") == {}
     assert "upl0.50" not in lab.node_links()
     assert lease_files(tmp_path / "leases", "macvlan50") == {}
 
@@ -216,7 +210,7 @@ def test_two_adds_racing_to_create_one_parent_make_one_link(run: MacvlanRunner, 
         outs = list(pool.map(lambda i: run("ADD", config, nss[i], container_id=f"r{i}"), range(4)))
     assert all(o.code == 0 for o in outs), [o.stdout for o in outs]
     assert [n for n in lab.node_links() if n.startswith("upl0.")] == ["upl0.50"]
-    assert len(owned(tmp_path)["upl0.50"]["attachments"]) == 4
+    assert len(owned_parents(tmp_path / "state")["upl0.50"]["attachments"]) == 4
     # a DEL racing an ADD never deletes the parent the ADD is attaching to
     extra = lab.container("late")
     with ThreadPoolExecutor(max_workers=5) as pool:

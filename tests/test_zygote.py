@@ -24,20 +24,13 @@ from tests.support import configs
 from tests.support.layouts import dist_executable
 from tests.support.runners import cni_env, json_bytes, run_exec
 from tests.support.users import AS_NOBODY, NOBODY
-from tests.support.zygote import Zygote
+from tests.support.zygote import Zygote, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the zygote serves root only")
 
 
 def ipam_conf(data_dir: Path, name: str = "zyg") -> dict[str, Any]:
     return configs.ipam_conf(data_dir, name, "10.67.0.0/24")
-
-
-def wait_for(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def caller(z: Zygote, container_id: str = "dummy") -> subprocess.Popen[bytes]:

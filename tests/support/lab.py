@@ -9,6 +9,7 @@ them. Traffic stays inside these namespaces.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -139,6 +140,12 @@ def lease_files(data_dir: Path, network: str) -> dict[str, str]:
     if not d.exists():
         return {}
     return {p.name: p.read_bytes().decode() for p in d.iterdir() if p.name[0].isdigit() or ":" in p.name}
+
+
+def owned_parents(state_dir: Path) -> dict[str, Any]:
+    """The parents recorded in ``state_dir``'s parents.json ({} when there is no record)."""
+    path = state_dir / "parents.json"
+    return json.loads(path.read_text())["parents"] if path.exists() else {}
 
 
 def kernel_has_parents() -> bool:

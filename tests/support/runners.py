@@ -119,13 +119,17 @@ class ServedPerLog(Served):
 
 
 class MacvlanRunner:
-    """Run a plugin (ours, from dist/ or from source) in the lab's node namespace, as a runtime does."""
+    """Run a plugin (ours, from dist/ or from source) in the lab's node namespace, as a runtime does:
+    ``plugin`` unless a call names another of the same directory."""
 
-    def __init__(self, lab: Any, plugin_dir: Path, mode: str, served: Served | None = None) -> None:
+    def __init__(
+        self, lab: Any, plugin_dir: Path, mode: str, served: Served | None = None, plugin: str = "macvlan"
+    ) -> None:
         self.lab = lab
         self.plugin_dir = plugin_dir
         self.mode = mode
         self.served = served
+        self.plugin = plugin
 
     def __call__(
         self,
@@ -134,7 +138,7 @@ class MacvlanRunner:
         netns: str = "/run/netns/none",
         ifname: str = "eth0",
         container_id: str = "c1",
-        plugin: str = "macvlan",
+        plugin: str = "",
         **env: str,
     ) -> Outcome:
         full_env = {
@@ -148,4 +152,4 @@ class MacvlanRunner:
         }
         if self.served:
             self.served.calls += 1
-        return self.lab.run([str(self.plugin_dir / plugin)], full_env, config)
+        return self.lab.run([str(self.plugin_dir / (plugin or self.plugin))], full_env, config)
