@@ -227,7 +227,9 @@ def load(config: dict[str, Any], cni_args: dict[str, str], version: str) -> IPAM
         try:
             conf.range_sets.append(parse_range_set(raw))
         except RangeError as e:
-            raise _invalid(f"invalid range set {i} ({source}): {e}") from None
+            # upstream's words first ("invalid range set 0: gateway ... not in network ..."), then where
+            where = f"in {source}" + (f", {e.where}" if e.where else "")
+            raise _invalid(f"invalid range set {i}: {e}", where) from None
         conf.sources.append(source)
     families = [rs.family for rs in conf.range_sets]
     if (families.count(4) > 1 or families.count(6) > 1) and not versions.at_least(version, "0.3.0"):

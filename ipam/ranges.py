@@ -29,7 +29,12 @@ if TYPE_CHECKING:
 
 
 class RangeError(ValueError):
-    """A range or range set that can't be used; the message names the key and value."""
+    """A range or range set that can't be used; the message names the key and value, ``where`` the range
+    of its set ("range 1") when it is one range's fault."""
+
+    def __init__(self, msg: str, where: str = "") -> None:
+        super().__init__(msg)
+        self.where = where
 
 
 class Range:
@@ -164,7 +169,7 @@ def parse_range_set(obj: Any) -> RangeSet:
         try:
             ranges.append(parse_range(item))
         except RangeError as e:
-            raise RangeError(f"range {i}: {e}") from None
+            raise RangeError(str(e), f"range {i}") from None
     if any(r.family != ranges[0].family for r in ranges):
         raise RangeError("mixed address families")
     for i, a in enumerate(ranges):

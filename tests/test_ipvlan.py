@@ -28,7 +28,7 @@ def test_version_and_about(macvlan: MacvlanRunner, tmp_path: Path) -> None:
         "supportedVersions": ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
     }
     about = macvlan("", conf(tmp_path), plugin="ipvlan")
-    assert about.code == 0 and "CNI ipvlan plugin (cni-macvlan)" in about.stderr
+    assert about.code == 0 and "CNI ipvlan plugin v" in about.stderr and "(cni-macvlan)" in about.stderr
 
 
 def test_a_bad_mode_is_refused_before_anything_is_made(macvlan: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def test_modes_and_flags(mode: str, flag: str) -> None:
         ({"mode": 3}, "", 7, "unknown ipvlan mode: 3"),
         ({"flag": "passthru"}, "", 7, 'unknown ipvlan flag: "passthru"'),
         ({"mtu": -1}, "", 7, "invalid MTU -1, must be [0, master MTU]"),
-        ({"linkInContainer": True}, "", 7, "linkInContainer needs an existing master"),
+        ({"linkInContainer": True, "master": "x" * 16}, "", 7, "interface names are at most 15 characters"),
         ({"master": "eth0.5000"}, "", 7, ""),  # refused when it has to be made (links/parents.acquire)
         ({"stateDir": "rel"}, "", 7, 'stateDir "rel" is relative'),
         ({}, "MAC=c2:00:00:00:00:01", 4, 'ARGS: unknown args ["MAC=c2:00:00:00:00:01"]'),

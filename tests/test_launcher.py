@@ -220,4 +220,4 @@ def test_without_cni_command_the_about_text_goes_to_stderr() -> None:
         [str(dist_executable("fast/macvlan"))], env={"CNI_MACVLAN_ZYGOTE": ""}, capture_output=True, text=True
     )
     assert out.returncode == 0 and out.stdout == ""
-    assert out.stderr.startswith(f"CNI macvlan plugin (cni-macvlan) version {__version__}\n")
+    assert out.stderr.startswith(f"CNI macvlan plugin v{__version__} (cni-macvlan)\n")

@@ -43,6 +43,14 @@ def test_the_parent_plan_is_part_of_the_config(master: str, kind: str, name: str
     assert (conf.parent.kind, conf.parent.name) == (kind, name)
 
 
+@pytest.mark.parametrize("master", ["eth1", "eth1.50", ""])
+def test_with_link_in_container_the_parent_is_the_container_s_interface_as_it_is(master: str) -> None:
+    """Nothing is created in a container: "eth1.50" is an interface it has, and an omitted master is its
+    default route's interface (found at ADD, as upstream since v1.6.0), not a dummy."""
+    conf = load(master=master, linkInContainer=True) if master else load(linkInContainer=True)
+    assert (conf.parent.kind, conf.parent.name) == ("link", master)
+
+
 def test_the_mac_comes_from_runtime_config_over_cni_args_over_the_config() -> None:
     assert load(mac="c2:00:00:00:00:01").mac == "c2:00:00:00:00:01"
     assert load("MAC=c2-00-00-00-00-02", mac="c2:00:00:00:00:01").mac == "c2:00:00:00:00:02"
@@ -59,8 +67,7 @@ def test_the_mac_comes_from_runtime_config_over_cni_args_over_the_config() -> No
         ({"mtu": "1500"}, "", 7, "mtu must be an integer"),
         ({"bcqueuelen": -1}, "", 7, "invalid bcqueuelen -1"),
         ({"linkInContainer": "yes"}, "", 7, "linkInContainer must be true or false"),
-        ({"linkInContainer": True, "master": "eth0.50"}, "", 7, "linkInContainer needs an existing master"),
-        ({"linkInContainer": True}, "", 7, "linkInContainer needs an existing master"),
+        ({"linkInContainer": True, "master": "enp129s0f1np1.50"}, "", 7, "interface names are at most 15"),
         ({"master": 5}, "", 7, "master must be an interface name"),
         ({"master": "enp129s0f1np1.50"}, "", 7, "interface names are at most 15 characters"),
         ({"mac": "01:00:00:00:00:01"}, "", 7, "is a multicast MAC address"),

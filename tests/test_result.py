@@ -60,6 +60,18 @@ def test_1_x_has_no_ip_version(version: str) -> None:
     assert out["interfaces"] == [{"name": "eth0", "mac": "c2:11:22:33:44:55", "sandbox": "/var/run/netns/x"}]
 
 
+@pytest.mark.parametrize("version", ["1.0.0", "1.1.0"])
+def test_1_x_prints_every_object_s_keys_in_byte_order_as_libcni_1_2_does(version: str) -> None:
+    """libcni 1.2+ (upstream's plugins since v1.6.0) prints a 1.x result through a map: keys sorted at every
+    level, an empty dns left out (tests/test_upstream.py compares the bytes with upstream's)."""
+    out = render(full(), version)
+    assert list(out) == ["cniVersion", "dns", "interfaces", "ips", "routes"]
+    assert list(out["interfaces"][0]) == ["mac", "name", "sandbox"]
+    assert list(out["ips"][0]) == ["address", "gateway", "interface"]
+    empty = render(Result(ips=[IPConfig("10.0.0.2/24")]), version)
+    assert empty == {"cniVersion": version, "ips": [{"address": "10.0.0.2/24"}]}
+
+
 @pytest.mark.parametrize("version", ["0.1.0", "0.2.0"])
 def test_an_l2_result_cannot_be_rendered_as_0_1_or_0_2(version: str) -> None:
     with pytest.raises(CNIError, match="cannot convert: no valid IP addresses"):

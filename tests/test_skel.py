@@ -48,11 +48,13 @@ def test_no_command_prints_the_about_line_on_stderr() -> None:
     assert "CNI test plugin" in err and "0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0" in err
 
 
-@pytest.mark.parametrize("asked,answered", [("0.4.0", "0.4.0"), ("", "1.1.0"), ("9.9.9", "1.1.0")])
-def test_version_lists_every_supported_version(asked: str, answered: str) -> None:
-    code, out, _ = call({"CNI_COMMAND": "VERSION"}, {"cniVersion": asked} if asked else b"")
+@pytest.mark.parametrize("asked", ["0.4.0", "", "9.9.9", "garbage"])
+def test_version_answers_the_current_version_and_lists_every_supported_one(asked: str) -> None:
+    """As libcni: the answer's cniVersion is the plugin's own, whatever the caller's config says."""
+    stdin = b"garbage" if asked == "garbage" else json.dumps({"cniVersion": asked}).encode() if asked else b""
+    code, out, _ = call({"CNI_COMMAND": "VERSION"}, stdin)
     assert code == 0
-    assert out == {"cniVersion": answered, "supportedVersions": ALL_VERSIONS}
+    assert out == {"cniVersion": "1.1.0", "supportedVersions": ALL_VERSIONS}
 
 
 def test_unknown_command() -> None:

@@ -126,13 +126,14 @@ def dns(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish(conf: LinkConf, config: dict[str, Any]) -> None:
-    """The checks that need the whole config: the parent plan (links/parents.plan), linkInContainer
-    against it, the state directory; and prevResult kept."""
-    conf.parent = parents.plan(conf.master, conf.name)
-    if conf.link_in_container and conf.parent.kind != "link":
-        raise invalid(
-            "linkInContainer needs an existing master in the container's namespace",
-            'parents are created on the node only: name the container\'s interface in "master"',
-        )
+    """The checks that need the whole config: the parent plan (links/parents.plan: on the node, by
+    Docker's rules; with linkInContainer, an interface of the container's as it is, or its default
+    route's when master is omitted, as upstream: nothing is created there), the state directory; and
+    prevResult kept."""
+    if conf.link_in_container:
+        parents.check_length(conf.master)
+        conf.parent = parents.ParentSpec(conf.master, "link")
+    else:
+        conf.parent = parents.plan(conf.master, conf.name)
     conf.state_dir = state_dir(config)
     conf.prev = config.get("prevResult")

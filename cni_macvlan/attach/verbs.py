@@ -181,7 +181,7 @@ class Verbs:
             raise CNIError(INTERNAL, self.plugin.words["sandbox"].format(have=iface.sandbox, want=req.netns))
         with Container(req.netns) as ct:
             if conf.link_in_container:
-                parents.require(ct.nl, conf.master)
+                parents.require(ct.nl, conf.master or ct.master("").name)
             else:
                 with Netlink() as node:
                     parents.require(node, conf.parent.name)

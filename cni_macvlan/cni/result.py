@@ -5,6 +5,9 @@ The model is the 1.1.0 shape (interfaces, ips pointing at interfaces, routes, dn
 0.3.x/0.4.0 adds ``ips[].version``; rendering to 0.1.0/0.2.0 keeps the first IPv4 and the first
 IPv6 address as ``ip4``/``ip6`` and sorts routes between them by family, and fails with
 ``cannot convert: no valid IP addresses`` when there is none (libcni's conversion does the same).
+The 1.x schema prints as libcni 1.2 and later prints it (upstream's plugins since v1.6.0): the result
+goes through a map, so every object's keys are in byte order and an empty ``dns`` is left out; 0.x
+results keep Go's field order and print ``"dns": {}``.
 """
 
 from __future__ import annotations
@@ -153,8 +156,23 @@ def render(result: Result, version: str) -> dict[str, Any]:
         out["ips"] = ips
     if result.routes:
         out["routes"] = [r.to_dict(route_keys) for r in result.routes]
-    out["dns"] = _dns(result.dns)
-    return out
+    dns = _dns(result.dns)
+    if schema == "040":
+        out["dns"] = dns
+        return out
+    if dns:
+        out["dns"] = dns
+    ordered: dict[str, Any] = _by_key(out)
+    return ordered
+
+
+def _by_key(obj: Any) -> Any:
+    """obj with the keys of every object in byte order (Go's encoding of a map)."""
+    if isinstance(obj, dict):
+        return {k: _by_key(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [_by_key(v) for v in obj]
+    return obj
 
 
 def _bad(what: str) -> CNIError:

@@ -30,8 +30,9 @@ class Plugin:
         self.verbs = verbs
 
     def about(self) -> str:
+        # upstream's shape (buildversion.BuildString): "CNI <name> plugin v<version>", then ours named
         return (
-            f"CNI {self.name} plugin (cni-macvlan) version {self.version}\n"
+            f"CNI {self.name} plugin v{self.version} (cni-macvlan)\n"
             f"CNI protocol versions supported: {', '.join(versions.SUPPORTED)}\n"
         )
 
@@ -88,14 +89,9 @@ def handle(plugin: Plugin, env: Mapping[str, str], stdin: bytes) -> tuple[int, s
 
 
 def _version_reply(stdin: bytes) -> str:
-    asked = versions.CURRENT
-    try:
-        config = jsonio.loads(stdin) if stdin.strip() else {}
-        if isinstance(config, dict) and config.get("cniVersion") in versions.SUPPORTED:
-            asked = config["cniVersion"]
-    except jsonio.DecodeError:
-        pass  # VERSION ignores stdin it can't read, as libcni does
-    return jsonio.dumps_compact({"cniVersion": asked, "supportedVersions": list(versions.SUPPORTED)})
+    """What every libcni plugin answers, whatever stdin holds: its own current version and those it speaks,
+    on one line with its newline (json.Encoder), byte-identical to upstream's."""
+    return jsonio.dumps_compact({"cniVersion": versions.CURRENT, "supportedVersions": list(versions.SUPPORTED)}) + "\n"
 
 
 def _read_stdin() -> bytes:

@@ -29,6 +29,7 @@ WORDS = {
     "mode": "Container IPVlan mode {have} does not match expected value: {want}",
     "mac": "Interface {ifname} Mac {mac} doesn't match container Mac: {have}",
     "prev_missing": "Required prevResult missing",
+    "not_found": "Container Interface name in prevResult: {ifname} not found",
     "sandbox": "Sandbox in prevResult {have} doesn't match configured netns: {want}",
 }
 DEFAULT_ROUTE = {4: "0.0.0.0/0", 6: "::/0"}

@@ -18,7 +18,18 @@ import time
 from ..cni.errors import INTERNAL, INVALID_CONFIG, INVALID_ENVIRONMENT, CNIError
 from ..cni.ip import format_ip, parse_cidr, parse_ip
 from ..cni.result import Result
-from .netlink import IFA_F_DADFAILED, IFA_F_TENTATIVE, Link, Netlink, NetlinkError, NetNS, RouteEntry, write_sysctl
+from .netlink import (
+    IF_OPER_UP,
+    IFA_F_DADFAILED,
+    IFA_F_TENTATIVE,
+    Link,
+    Netlink,
+    NetlinkError,
+    NetNS,
+    RouteEntry,
+    read_sysctl,
+    write_sysctl,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,7 +76,18 @@ class Container:
     # ---- ADD ----
 
     def master(self, name: str) -> Link:
-        """The parent for linkInContainer: an interface of the container's own."""
+        """The parent for linkInContainer: an interface of the container's own; with ``name`` empty, the
+        interface of the container's first default route of either family (upstream's rule)."""
+        if not name:
+            link = self.nl.default_route_link()
+            if link is None:
+                raise CNIError(
+                    INVALID_CONFIG,
+                    "no default route interface found",
+                    "master is omitted and linkInContainer is set, but the container's namespace has no default "
+                    'route: name the parent in "master"',
+                )
+            return link
         link = self.nl.get_link(name)
         if link is None:
             raise CNIError(INVALID_CONFIG, f'master "{name}" not found in the container\'s namespace', 'fix "master"')
@@ -129,16 +151,15 @@ class Container:
         self.nl.set_up(link.index)
 
     def configure(self, link: Link, result: Result) -> None:
-        """Sysctls, addresses, up, DAD wait (only with an IPv6 gateway) and routes."""
+        """Sysctls, addresses, up, DAD wait (only with an IPv6 gateway) and routes, as upstream's
+        ipam.ConfigureIface and the sysctls its macvlan and ipvlan set before it."""
         ifname = link.name
         has_v6 = any(":" in ip.address for ip in result.ips)
         with NetNS(self.fd):  # /proc/sys/net is the namespace of whoever opens it
             _sysctl(f"net/ipv4/conf/{ifname}/arp_notify", "1")
+            _sysctl(f"net/ipv6/conf/{ifname}/ndisc_notify", "1")
             if has_v6:
-                _sysctl(f"net/ipv6/conf/{ifname}/ndisc_notify", "1")
-                for dev in ("lo", ifname):
-                    _sysctl(f"net/ipv6/conf/{dev}/disable_ipv6", "0")
-                _sysctl(f"net/ipv6/conf/{ifname}/keep_addr_on_down", "1")
+                _enable_ipv6(ifname)
         gateways: dict[int, int] = {}
         for ipc in result.ips:
             family, value, prefix = parse_cidr(ipc.address)
@@ -150,7 +171,11 @@ class Container:
                 gateways[family] = parse_ip(ipc.gateway)[1]
         self.nl.set_up(link.index)
         if 6 in gateways:
-            self._settle_addresses(link)
+            try:
+                self._settle_addresses(link)
+            except CNIError as e:
+                e.msg = f'failed to settle addresses for "{ifname}": {e.msg}'
+                raise
         for route in result.routes:
             family, dst, dst_len = parse_cidr(route.dst)
             gw = parse_ip(route.gw)[1] if route.gw else gateways.get(family)
@@ -176,7 +201,8 @@ class Container:
                 raise CNIError(INTERNAL, msg) from None
 
     def _settle_addresses(self, link: Link) -> None:
-        """Wait until IPv6 duplicate address detection is over (5 s at most), as upstream does."""
+        """Wait until IPv6 duplicate address detection is over (5 s at most), as upstream does; a link
+        that is not up when the time is over (no carrier: DAD can't run) is no failure (upstream v1.9.0)."""
         deadline = time.monotonic() + DAD_TIMEOUT
         while True:
             tentative = False
@@ -191,6 +217,9 @@ class Container:
             if not tentative:
                 return
             if time.monotonic() > deadline:
+                now = self.nl.get_link(index=link.index)
+                if now is not None and now.operstate != IF_OPER_UP:
+                    return
                 raise CNIError(
                     INTERNAL, f"link {link.name} still has tentative addresses after {int(DAD_TIMEOUT)} seconds"
                 )
@@ -212,11 +241,11 @@ class Container:
 
     def check(self, ifname: str, kind: str, mode: str, mac: str, prev: Result, words: dict[str, str]) -> Link:
         """Is the interface in ``prev`` the link we made (of ``kind``, in ``mode``, with ``mac``), with
-        ``prev``'s addresses and routes? ``words``: the plugin's upstream messages (not_kind, mode, mac).
+        ``prev``'s addresses and routes? ``words``: the plugin's upstream messages (not_found, not_kind, mode, mac).
         The link, for the plugin's own checks."""
         link = self.nl.get_link(ifname)
         if link is None:
-            raise CNIError(INTERNAL, f"Container Interface name in prevResult: {ifname} not found")
+            raise CNIError(INTERNAL, words["not_found"].format(ifname=ifname))
         if link.kind != kind:
             raise CNIError(INTERNAL, words["not_kind"].format(ifname=ifname))
         if link.mode != mode:
@@ -269,7 +298,31 @@ def _sysctl(path: str, value: str) -> None:
     try:
         write_sysctl(path, value)
     except OSError:
-        pass  # as upstream: a missing knob (IPv6 disabled in the kernel) is not fatal
+        pass  # as upstream: arp_notify and ndisc_notify are best effort (no IPv6 in the kernel: no knob)
+
+
+def _enable_ipv6(ifname: str) -> None:
+    """Before the first IPv6 address, as upstream: disable_ipv6 0 on lo and the interface (a knob that
+    can't be read is skipped; one that can't be written fails the ADD), and keep_addr_on_down 1 on the
+    interface (fails the ADD if it can't be set: an address must outlive a down/up of the link)."""
+    for dev in ("lo", ifname):
+        knob = f"net/ipv6/conf/{dev}/disable_ipv6"
+        try:
+            value = read_sysctl(knob)
+        except OSError:
+            continue
+        if value == "0":
+            continue
+        try:
+            write_sysctl(knob, "0")
+        except OSError as e:
+            raise CNIError(
+                INTERNAL, f'failed to enable IPv6 for interface "{dev}" ({knob}={value}): {e.strerror}'
+            ) from None
+    try:
+        write_sysctl(f"net/ipv6/conf/{ifname}/keep_addr_on_down", "1")
+    except OSError as e:
+        raise CNIError(INTERNAL, f'failed to enable keep_addr_on_down for interface "{ifname}": {e.strerror}') from None
 
 
 def _create_hint(kind: str, code: int, parent: Link, mode: str) -> str:

@@ -26,13 +26,14 @@ NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
 NLM_F_DUMP = 0x300
 NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x200, 0x400, 0x800
 # link attributes
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_TXQLEN = 1, 3, 4, 5, 13
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_OPERSTATE = 1, 3, 4, 5, 16
 IFLA_LINKINFO, IFLA_NET_NS_FD = 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFLA_MACVLAN_MODE, IFLA_MACVLAN_BC_QUEUE_LEN = 1, 7
 IFLA_IPVLAN_MODE, IFLA_IPVLAN_FLAGS = 1, 2
 IFLA_VLAN_ID = 1
 IFF_UP, IFF_LOOPBACK = 0x1, 0x8
+IF_OPER_UP = 6
 # address attributes and flags
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST, IFA_FLAGS = 1, 2, 4, 8
 IFA_F_DADFAILED, IFA_F_TENTATIVE = 0x08, 0x40
@@ -103,7 +104,7 @@ def mac_to_str(raw: bytes) -> str:
 class Link:
     """What RTM_GETLINK tells about one interface."""
 
-    __slots__ = ("flags", "index", "ipvlan_flag", "kind", "link", "mac", "mode", "mtu", "name", "vlan_id")
+    __slots__ = ("flags", "index", "ipvlan_flag", "kind", "link", "mac", "mode", "mtu", "name", "operstate", "vlan_id")
 
     def __init__(self, index: int, flags: int, attrs: dict[int, bytes]) -> None:
         self.index = index
@@ -112,6 +113,7 @@ class Link:
         self.mac = mac_to_str(attrs[IFLA_ADDRESS]) if IFLA_ADDRESS in attrs else ""
         self.mtu = _U32.unpack(attrs[IFLA_MTU])[0] if IFLA_MTU in attrs else 0
         self.link = _U32.unpack(attrs[IFLA_LINK])[0] if IFLA_LINK in attrs else 0  # parent index
+        self.operstate = attrs[IFLA_OPERSTATE][0] if IFLA_OPERSTATE in attrs else 0  # RFC 2863: 6 is up
         self.kind = ""
         self.mode = ""  # a macvlan's or an ipvlan's
         self.ipvlan_flag = ""
@@ -144,14 +146,15 @@ class Addr:
 
 
 class RouteEntry:
-    __slots__ = ("dst", "dst_len", "family", "gateway", "oif")
+    __slots__ = ("dst", "dst_len", "family", "gateway", "oif", "table")
 
-    def __init__(self, family: int, dst: int, dst_len: int, gateway: int | None, oif: int) -> None:
+    def __init__(self, family: int, dst: int, dst_len: int, gateway: int | None, oif: int, table: int) -> None:
         self.family = family
         self.dst = dst
         self.dst_len = dst_len
         self.gateway = gateway
         self.oif = oif
+        self.table = table
 
 
 def _ipbytes(family: int, value: int) -> bytes:
@@ -227,14 +230,11 @@ class Netlink:
         mtu: int = 0,
         mac: str = "",
         data: bytes = b"",
-        txqlen: int = -1,
         index: int = 0,
     ) -> None:
         """RTM_NEWLINK create; with ``netns_fd`` the link is born in that namespace (no move); with
         ``index``, under that ifindex (free, or the kernel refuses)."""
         attrs = _str(IFLA_IFNAME, name)
-        if txqlen >= 0:
-            attrs += _u32(IFLA_TXQLEN, txqlen)
         if parent:
             attrs += _u32(IFLA_LINK, parent)
         if netns_fd >= 0:
@@ -261,8 +261,8 @@ class Netlink:
         data = _u32(IFLA_MACVLAN_MODE, MACVLAN_MODES[mode])
         if bcqueuelen:
             data += _u32(IFLA_MACVLAN_BC_QUEUE_LEN, bcqueuelen)
-        # txqueuelen 0, as upstream's macvlan (its netlink library sends it): no queue to set up or drain
-        self.create_link(name, "macvlan", parent, netns_fd, mtu, mac, data, txqlen=0)
+        # no txqueuelen: the kernel's default, as upstream since v1.6.0 (before, its netlink library sent 0)
+        self.create_link(name, "macvlan", parent, netns_fd, mtu, mac, data)
 
     def create_ipvlan(self, name: str, parent: int, mode: str, flag: str, netns_fd: int = -1, mtu: int = 0) -> None:
         data = _attr(IFLA_IPVLAN_MODE, _U16.pack(IPVLAN_MODES[mode]))
@@ -343,19 +343,34 @@ class Netlink:
         # append, as upstream's RouteAddEcmp: a second interface's default route is added beside the first
         self._request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, body)
 
-    def routes(self, family: int) -> list[RouteEntry]:
+    def routes(self, family: int = 0) -> list[RouteEntry]:
+        """Every route of ``family`` (4 or 6; 0: both, IPv4's first, in the kernel's order), of every table."""
         out = []
-        body = _RTMSG.pack(FAMILY[family], 0, 0, 0, 0, 0, 0, 0, 0)
+        body = _RTMSG.pack(FAMILY.get(family, AF_UNSPEC), 0, 0, 0, 0, 0, 0, 0, 0)
         for mtype, payload in self._request(RTM_GETROUTE, NLM_F_DUMP, body):
             if mtype != RTM_NEWROUTE:
                 continue
-            _, dst_len, _, _, _, _, _, _, _ = _RTMSG.unpack_from(payload)
+            fam, dst_len, _, _, table, _, _, _, _ = _RTMSG.unpack_from(payload)
+            if fam not in (AF_INET, AF_INET6):
+                continue
             attrs = parse_attrs(payload, _RTMSG.size)
             dst = int.from_bytes(attrs[RTA_DST], "big") if RTA_DST in attrs else 0
             gw = int.from_bytes(attrs[RTA_GATEWAY], "big") if RTA_GATEWAY in attrs else None
             oif = _U32.unpack(attrs[RTA_OIF])[0] if RTA_OIF in attrs else 0
-            out.append(RouteEntry(family, dst, dst_len, gw, oif))
+            if RTA_TABLE in attrs:
+                table = _U32.unpack(attrs[RTA_TABLE])[0]
+            out.append(RouteEntry(4 if fam == AF_INET else 6, dst, dst_len, gw, oif, table))
         return out
+
+    def default_route_link(self) -> Link | None:
+        """The interface of the first default route (0.0.0.0/0 or ::/0) of the main table, of either
+        family (IPv4's are listed first), as upstream's plugins pick a master; None when there is none."""
+        for route in self.routes():
+            if route.table == RT_TABLE_MAIN and route.dst_len == 0 and route.dst == 0 and route.oif:
+                link = self.get_link(index=route.oif)
+                if link is not None:
+                    return link
+        return None
 
 
 # ---- namespaces ----
@@ -412,5 +427,14 @@ def write_sysctl(path: str, value: str) -> None:
     fd = os.open("/proc/sys/" + path, os.O_WRONLY | os.O_CLOEXEC)
     try:
         os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def read_sysctl(path: str) -> str:
+    """/proc/sys/<path> of the current namespace, stripped."""
+    fd = os.open("/proc/sys/" + path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 4096).decode().strip()
     finally:
         os.close(fd)

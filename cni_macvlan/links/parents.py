@@ -83,12 +83,7 @@ def plan(master: str, network: str) -> ParentSpec:
     """The parent ``master`` asks for, by Docker's rules; CNIError (code 7) naming the rule it breaks."""
     if not master:
         return ParentSpec(dummy_name(network), "dummy")
-    if len(master) > MAX_NAME:
-        raise CNIError(
-            INVALID_CONFIG,
-            f'master "{master}": interface names are at most {MAX_NAME} characters',
-            "use a shorter parent name (a VLAN parent is <parent>.<vid>, 15 characters in all)",
-        )
+    check_length(master)
     if "." not in master:
         return ParentSpec(master, "link")
     parts = master.split(".")
@@ -97,6 +92,16 @@ def plan(master: str, network: str) -> ParentSpec:
     base, vid_text = parts
     vid = int(vid_text) if vid_text.isdigit() else -1
     return ParentSpec(master, "vlan", base, vid)
+
+
+def check_length(master: str) -> None:
+    """An interface name is at most 15 characters (CNIError, code 7)."""
+    if len(master) > MAX_NAME:
+        raise CNIError(
+            INVALID_CONFIG,
+            f'master "{master}": interface names are at most {MAX_NAME} characters',
+            "use a shorter parent name (a VLAN parent is <parent>.<vid>, 15 characters in all)",
+        )
 
 
 def _check_vlan(spec: ParentSpec) -> None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..links.netlink import Link, Netlink
 
 WORDS = {
+    "not_found": "container Interface name in prevResult: {ifname} not found",
     "not_kind": "error: Container interface {ifname} not of type macvlan",
     "mode": "container macvlan mode {have} does not match expected value: {want}",
     "mac": "interface {ifname} Mac {mac} doesn't match container Mac: {have}",
