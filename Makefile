@@ -13,7 +13,7 @@ RELEASE_FILES := launcher/install.sh launcher/cni-macvlan-zygote.service tools/r
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 export SOURCE_DATE_EPOCH
 
-.PHONY: venv build runtime-clients test test-host test-vm lint clean install uninstall release bench bench-vm demo packages-%
+.PHONY: venv build runtime-clients upstream-plugins test test-host test-vm lint clean install uninstall release bench bench-vm demo packages-%
 
 # The Debian packages each target needs, installed when missing (tools/packages.sh holds the one list).
 packages-%:
@@ -53,10 +53,10 @@ release: packages-release build
 # worker, 9 min 40 s on two, here).
 test: packages-test build lint test-host test-vm
 
-test-host: packages-test-host packages-release build runtime-clients
+test-host: packages-test-host packages-release build runtime-clients upstream-plugins
 	CNI_REQUIRE_ALL=1 $(PY) -m pytest -n auto --dist loadgroup -q -m "not vm" tests
 
-test-vm: packages-test-vm build
+test-vm: packages-test-vm build upstream-plugins
 	tools/run-in-vm.sh -L "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" -- \
 		env CNI_REQUIRE_ALL=1 PYTHONDONTWRITEBYTECODE=1 $(PY) -m pytest -n auto -q -p no:cacheprovider -m vm tests
 
@@ -64,6 +64,11 @@ test-vm: packages-test-vm build
 # fetched with apt-get source and built once into build/runtime-clients (tests/support/layouts.py finds them).
 runtime-clients: packages-test-host $(VENV)/.installed
 	@tools/runtime-clients.sh build/runtime-clients $(PY)
+
+# Upstream's Go plugins (containernetworking/plugins at the release pinned in tools/versions.env), built from
+# the Go module proxy with /usr/local/go once into build/go: the reference peer of the interop tests and bench.
+upstream-plugins:
+	@tools/go-programs.sh build/go upstream-plugins
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -95,10 +100,10 @@ clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # Side-by-side with Debian's Go plugins (apt-get install containernetworking-plugins); prints ratios.
-bench: build
+bench: build upstream-plugins
 	$(PY) bench/bench.py
 
 # ipvlan beside Go's ipvlan, in the VM lane (this kernel has no ipvlan; times under emulation: read the ratios)
-bench-vm: packages-test-vm build
+bench-vm: packages-test-vm build upstream-plugins
 	tools/run-in-vm.sh -L "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" -- \
 		$(PY) bench/bench.py --ipvlan-only --runs 20 --json bench-results/bench-vm.json

@@ -20,7 +20,7 @@ import pytest
 from tests.support.cnitool import Cnitool
 from tests.support.configs import conflist, macvlan_conf
 from tests.support.lab import GATEWAY4, GATEWAY6, SUBNET4, SUBNET6, Lab, lease_files, sh
-from tests.support.layouts import GO_PLUGINS, SHIPPED, go_plugin, layout_env, plugin_dir
+from tests.support.layouts import SHIPPED, UPSTREAM_PLUGINS, layout_env, plugin_dir, upstream_plugin
 from tests.support.runners import PluginLog, ServedPerLog
 
 pytestmark = [pytest.mark.runtime, pytest.mark.netns]
@@ -29,7 +29,7 @@ MAC = "c2:11:22:33:44:55"
 
 
 class Node:
-    """The lab's node with cnitool, our plugins in a layout first in CNI_PATH, and Debian's Go plugins after."""
+    """The lab's node with cnitool, our plugins in a layout first in CNI_PATH, and upstream's Go plugins after."""
 
     def __init__(self, lab: Lab, tmp_path: Path, layout: str, env: dict[str, str]) -> None:
         self.lab = lab
@@ -65,7 +65,7 @@ class Node:
 
 @pytest.fixture(params=SHIPPED)
 def node(request: pytest.FixtureRequest, lab: Lab, tmp_path: Path) -> Iterator[Node]:
-    go_plugin("tuning")
+    upstream_plugin("tuning")
     zygote = request.getfixturevalue("zygote") if request.param == "zygote" else None
     n = Node(lab, tmp_path, request.param, layout_env(request.param, zygote))
     if zygote:
@@ -161,10 +161,10 @@ def test_a_second_del_and_a_del_after_the_namespace_is_gone(node: Node) -> None:
 
 
 def test_ours_and_gos_plugins_share_one_store_through_cnitool(node: Node) -> None:
-    """Two containers on one network and store, one by our plugins and one by Debian's Go plugins (CNI_PATH
-    /usr/lib/cni alone); each implementation CHECKs and DELs the other's attachment."""
-    go_plugin("macvlan")
-    ours, gos = node.cnitool.cni_path, [GO_PLUGINS]
+    """Two containers on one network and store, one by our plugins and one by upstream's Go plugins (CNI_PATH
+    their directory alone); each implementation CHECKs and DELs the other's attachment."""
+    upstream_plugin("macvlan")
+    ours, gos = node.cnitool.cni_path, [UPSTREAM_PLUGINS]
     net = node.network("shared")
     c1, c2 = node.lab.container("c1"), node.lab.container("c2")
     r1 = node.cnitool("add", net, c1, cni_path=ours).ok()

@@ -11,7 +11,7 @@ import pytest
 from cni_macvlan.cni import delegate
 from cni_macvlan.cni.errors import CNIError
 from tests.support.configs import ipam_conf
-from tests.support.layouts import dist_executable, go_plugin
+from tests.support.layouts import dist_executable, upstream_plugin
 from tests.support.runners import cni_env, json_bytes
 
 
@@ -21,7 +21,7 @@ def conf(data_dir: Path) -> dict:
 
 @pytest.mark.parametrize("impl", ["ours", "go"])
 def test_delegated_add_check_del(impl: str, data_dir: Path) -> None:
-    exe = dist_executable("host-local") if impl == "ours" else go_plugin("host-local")
+    exe = dist_executable("host-local") if impl == "ours" else upstream_plugin("host-local")
     path = [str(exe.parent)]
     env = cni_env("ADD", CNI_PATH=str(exe.parent))
     stdin = json_bytes(conf(data_dir))

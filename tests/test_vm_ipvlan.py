@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.configs import macvlan_conf
 from tests.support.lab import GATEWAY4, GATEWAY6, SUBNET4, SUBNET6, Lab, lease_files, owned_parents
-from tests.support.layouts import GO_VERSIONS, dist_executable, go_plugin
+from tests.support.layouts import UPSTREAM_VERSIONS, dist_executable, upstream_plugin
 from tests.support.runners import MacvlanRunner, Served
 
 pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("vlan_and_dummy")]
@@ -216,15 +216,15 @@ def test_chained_without_ipam_it_takes_the_addresses_of_prev_result(
     run("DEL", config, c1, container_id="c1").ok()
 
 
-# ---- with Debian's Go plugins (v1.1.1) ----
+# ---- with upstream's Go plugins (the release pinned in tools/versions.env) ----
 
 
 def test_ours_with_gos_host_local_and_gos_ipvlan_with_ours(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
     """Our ipvlan delegating to Go's host-local, and Go's ipvlan delegating to our host-local (the
     runner's directory holds ours; Go's comes first in CNI_PATH where it is theirs to run)."""
-    go_ipvlan, go_host_local = go_plugin("ipvlan"), go_plugin("host-local")
+    go_ipvlan, go_host_local = upstream_plugin("ipvlan"), upstream_plugin("host-local")
     ours_dir = run.plugin_dir
-    config = conf(tmp_path, "mixed", version="1.0.0")  # Debian's Go plugins stop at 1.0.0
+    config = conf(tmp_path, "mixed", version="1.1.0")
     c1, c2 = lab.container("c1"), lab.container("c2")
     with_go_ipam = run("ADD", config, c1, container_id="c1", CNI_PATH=f"{go_host_local.parent}:{ours_dir}")
     assert with_go_ipam.ok()["ips"][0]["address"] == "10.77.0.2/24"
@@ -241,8 +241,8 @@ def test_ours_with_gos_host_local_and_gos_ipvlan_with_ours(run: MacvlanRunner, l
 def test_results_are_gos_for_every_version_it_has(run: MacvlanRunner, lab: Lab, tmp_path: Path) -> None:
     """L2 (upstream's only behaviour), each with its own host-local and store, in one container: the
     same result (an ipvlan's MAC is its parent's, so even that agrees)."""
-    go = go_plugin("ipvlan")
-    for version in GO_VERSIONS:
+    go = upstream_plugin("ipvlan")
+    for version in UPSTREAM_VERSIONS:
         ns = lab.container(f"v{version.replace('.', '')}")
         results = {}
         for impl in ("ours", "go"):

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support.layouts import GO_PLUGINS, runtime_client
+from tests.support.layouts import UPSTREAM_PLUGINS, runtime_client
 from tests.support.mountns import private_view
 from tests.support.runners import Outcome
 
@@ -31,7 +31,7 @@ class Cnitool:
         self.scratch = workdir / "views"
         for d in (self.netconf, self.cache, self.scratch):
             d.mkdir(parents=True)
-        self.cni_path = [bin_dir, GO_PLUGINS]  # ours first, then Debian's Go plugins (as go-cni has it on Debian)
+        self.cni_path = [bin_dir, UPSTREAM_PLUGINS]  # ours first, then upstream's Go plugins (tuning, loopback)
         self.env = env
 
     def network(self, conflist: dict[str, Any]) -> str:

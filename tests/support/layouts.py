@@ -19,11 +19,29 @@ from cni_macvlan.plugins import PLUGINS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DIST = ROOT / "dist"
-GO_PLUGINS = Path("/usr/lib/cni")
 PLUGIN_NAMES = list(PLUGINS)
 ALL_VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
-# Debian's Go plugins (v1.1.1) stop at 1.0.0
-GO_VERSIONS = ALL_VERSIONS[:-1]
+
+
+def pinned(name: str) -> str:
+    """A version pinned in tools/versions.env (NAME=value lines: the one place for what is built from the
+    Go module proxy)."""
+    for line in (ROOT / "tools" / "versions.env").read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == name:
+            return value.strip()
+    raise KeyError(f"{name} is not pinned in tools/versions.env")
+
+
+# The two Go peers. Upstream: containernetworking/plugins at the pinned release, built from the Go module proxy
+# by tools/go-programs.sh (make upstream-plugins), the reference of every interop and "same as Go" test; it
+# speaks 0.1.0 to 1.1.0. Debian's package (v1.1.1, 2022, in /usr/lib/cni): the second peer where it adds
+# something (the lease store read and written by both generations); it stops at 1.0.0.
+UPSTREAM_VERSION = pinned("UPSTREAM_PLUGINS")
+UPSTREAM_PLUGINS = ROOT / "build" / "go" / f"upstream-plugins-{UPSTREAM_VERSION}" / "bin"
+UPSTREAM_VERSIONS = ALL_VERSIONS
+DEBIAN_PLUGINS = Path("/usr/lib/cni")
+DEBIAN_VERSIONS = ALL_VERSIONS[:-1]
 
 
 def needed(what: Path | str, how: str) -> Path:
@@ -41,8 +59,14 @@ def dist_executable(name: str) -> Path:
     return needed(DIST / name, "run `make build`")
 
 
-def go_plugin(name: str) -> Path:
-    return needed(GO_PLUGINS / name, "run `tools/packages.sh install test-host` (containernetworking-plugins)")
+def upstream_plugin(name: str) -> Path:
+    """Upstream's Go plugin ``name`` at the pinned release."""
+    return needed(UPSTREAM_PLUGINS / name, "run `make upstream-plugins` (tools/go-programs.sh)")
+
+
+def debian_plugin(name: str) -> Path:
+    """Debian's Go plugin ``name`` (v1.1.1)."""
+    return needed(DEBIAN_PLUGINS / name, "run `tools/packages.sh install test-host` (containernetworking-plugins)")
 
 
 # The layouts a real runtime runs: the single files, the fast layout exec'd, the fast layout served by a zygote.
@@ -50,13 +74,13 @@ SHIPPED = ["single", "fast", "zygote"]
 
 
 def plugin_dir(layout: str, dest: Path, go: tuple[str, ...] = ()) -> Path:
-    """A CNI bin directory as a node has it: our plugins in ``layout`` and Debian's Go plugins named in ``go``,
+    """A CNI bin directory as a node has it: our plugins in ``layout`` and upstream's Go plugins named in ``go``,
     as links in ``dest`` (made). The plugins' names stay theirs: a plugin is the file its name points at."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in PLUGIN_NAMES:
         (dest / name).symlink_to(dist_executable(name if layout == "single" else f"fast/{name}"))
     for name in go:
-        (dest / name).symlink_to(go_plugin(name))
+        (dest / name).symlink_to(upstream_plugin(name))
     return dest
 
 
