@@ -1,11 +1,14 @@
-"""Side-by-side benchmark: our plugins against Debian's Go plugins, alternating, in one run.
+"""Side-by-side benchmark: our plugins against upstream's Go plugins (the release pinned in tools/versions.env,
+built by `make upstream-plugins`) and Debian's (v1.1.1, /usr/lib/cni), alternating, in one run.
 
     python bench/bench.py [--runs N] [--fast DIR] [--single DIR] [--no-zygote] [--json FILE]
     python bench/bench.py --ipvlan-only ...   (in the VM lane: `make bench-vm`; this kernel has no ipvlan)
 
 Runs in a private namespace lab (tests/support/lab.py): the benchmark process enters the node namespace
 itself, so each timing is one exec of a plugin, as a runtime pays it. Ours and Go's alternate call by
-call, so drift on a shared machine hits both alike; read the ratios, not the absolute times.
+call, so drift on a shared machine hits both alike; read the ratios, not the absolute times. A ratio to
+upstream is the median of the pairwise ratios (round i of ours over round i of upstream's), which cancels
+what a busy moment costs both; the targets (issue 22) are checked against it and printed.
 """
 
 from __future__ import annotations
@@ -27,8 +30,17 @@ sys.path.insert(0, str(ROOT))
 
 from cni_macvlan.links.netlink import setns  # noqa: E402
 from tests.support.lab import SUBNET4, Lab  # noqa: E402
+from tests.support.layouts import DEBIAN_PLUGINS, UPSTREAM_PLUGINS, UPSTREAM_VERSION  # noqa: E402
 
-GO = Path("/usr/lib/cni")
+# the Go peers, by the name the table gives them
+PEERS = {"upstream": UPSTREAM_PLUGINS, "debian": DEBIAN_PLUGINS}
+# (layout, metric) -> the most it may take of upstream's time (median of pairwise ratios)
+TARGETS = {
+    ("zygote", "macvlan ADD"): 0.8,
+    ("zygote", "macvlan DEL"): 1.0,
+    ("fast", "macvlan ADD"): 1.5,
+    ("fast", "macvlan DEL"): 1.3,
+}
 
 
 def config(data_dir: str, name: str = "bench", subnet: str = SUBNET4, version: str = "1.0.0") -> dict:
@@ -78,6 +90,14 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
+def pairwise(ours: list[float], theirs: list[float]) -> float | None:
+    """The median of ours[i] / theirs[i]: rounds alternate call by call, so round i of each ran at the same
+    moment of the machine's load; None where upstream has no such metric or the rounds don't pair."""
+    if not theirs or len(ours) != len(theirs) or len(ours) < 2:
+        return None
+    return statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
@@ -108,7 +128,12 @@ def main() -> None:
         tree = (Path(args.fast) / "macvlan").resolve()
         zygote = Zygote(tree, Path(stores) / "zygote.sock", Path(stores) / "zygote.log")
         impls.append(Impl("zygote", Path(args.fast), zygote.env))
-    impls.append(Impl("go", GO, {}))
+    for peer, bindir in PEERS.items():
+        if not (bindir / "macvlan").exists():
+            raise SystemExit(
+                f"{peer}'s Go plugins are missing in {bindir}: run `make upstream-plugins` / `make packages-test-host`"
+            )
+        impls.append(Impl(peer, bindir, {}))
     lab = Lab()
     results: dict[str, dict[str, dict[str, float]]] = {}
     etcd = None
@@ -160,7 +185,7 @@ def main() -> None:
                 prev = {**conf, "prevResult": json.loads(out)}
                 record(impl, "macvlan CHECK", impl.call("macvlan", "CHECK", prev, ns, "bench1")[0])
                 record(impl, "macvlan DEL", impl.call("macvlan", "DEL", prev, ns, "bench1")[0])
-                if etcd is not None and impl.name != "go":  # Go's host-local has no etcd store
+                if etcd is not None and impl.name not in PEERS:  # Go's host-local has no etcd store
                     econf = config(f"{stores}/{impl.name}-etcd", f"etcd{impl.name}")
                     econf["ipam"]["store"] = {"type": "etcd", "endpoints": etcd.unix_endpoints}
                     ms, out = impl.call("macvlan", "ADD", econf, ns, "bench1")
@@ -225,18 +250,36 @@ def main() -> None:
             zygote.stop()
         subprocess.run(["rm", "-rf", stores], check=False)
 
-    ours = [i.name for i in impls if i.name != "go"]
-    head = f"{'metric (ms)':30}" + "".join(f" {n + ' med':>11} {n + ' p90':>10}" for n in [*ours, "go"])
-    print(head + "".join(f" {n + '/go':>9}" for n in ours))
+    ours = [i.name for i in impls if i.name not in PEERS]
+    ratios = {
+        name: {m: pairwise(samples[name][m], samples["upstream"].get(m, [])) for m in samples[name]} for name in ours
+    }
+    print(
+        f"upstream: containernetworking/plugins {UPSTREAM_VERSION} ({UPSTREAM_PLUGINS}); "
+        f"debian: v1.1.1 ({DEBIAN_PLUGINS})"
+    )
+    names = [*ours, *PEERS]
+    head = f"{'metric (ms)':30}" + "".join(f" {n + ' med':>11} {n + ' p90':>10}" for n in names)
+    print(head + "".join(f" {n + '/up':>9}" for n in ours) + "".join(f" {n + '/deb':>10}" for n in ours))
     for metric in results[ours[0]]:
         row = f"{metric:30}"
-        for name in [*ours, "go"]:
+        for name in names:
             r = results[name].get(metric)
             row += f" {r['median']:11.1f} {r['p90']:10.1f}" if r else f" {'-':>11} {'-':>10}"
         for name in ours:
-            r, g = results[name].get(metric), results["go"].get(metric)
-            row += f" {r['median'] / g['median']:9.2f}" if r and g else f" {'-':>9}"
+            q = ratios[name].get(metric)
+            row += f" {q:9.2f}" if q is not None else f" {'-':>9}"
+        for name in ours:
+            r, g = results[name].get(metric), results["debian"].get(metric)
+            row += f" {r['median'] / g['median']:10.2f}" if r and g else f" {'-':>10}"
         print(row)
+    verdicts = {}
+    for (layout, metric), limit in TARGETS.items():
+        q = ratios.get(layout, {}).get(metric)
+        if q is None:
+            continue
+        verdicts[f"{layout} {metric}"] = {"ratio": q, "target": limit, "met": q <= limit}
+        print(f"target {layout} {metric}: {q:.2f}x upstream (<= {limit}): {'met' if q <= limit else 'MISSED'}")
     growth = {
         n: r["seq last 20 ADD"]["median"] / r["seq first 20 ADD"]["median"]
         for n, r in results.items()
@@ -247,7 +290,8 @@ def main() -> None:
         + ", ".join(f"{n} {g:.2f}" for n, g in growth.items())
     )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"results": results, "growth": growth}, indent=2))
+    report = {"upstream": UPSTREAM_VERSION, "results": results, "ratios": ratios, "targets": verdicts, "growth": growth}
+    Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"figures written to {args.json}")
 
 

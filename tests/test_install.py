@@ -99,7 +99,7 @@ def test_execs_during_upgrades_get_a_whole_old_or_a_whole_new_plugin(tmp_path: P
                     [plugin], input='{"cniVersion":"1.0.0"}', capture_output=True, text=True,
                     env={**env, "CNI_COMMAND": "VERSION"},
                 )  # fmt: skip
-                ok = out.returncode == 0 and json.loads(out.stdout or "{}").get("cniVersion") == "1.0.0"
+                ok = out.returncode == 0 and json.loads(out.stdout or "{}").get("cniVersion") == "1.1.0"
                 wrong = "" if ok and not out.stderr else repr(out)
             execs.append((start, time.monotonic(), wrong))
 

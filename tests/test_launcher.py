@@ -140,7 +140,7 @@ def test_the_single_file_loads_extension_modules_from_memory() -> None:
     out = run_exec(exe, cni_env("VERSION"), b'{"cniVersion":"0.4.0"}')
     assert out.code == 0
     assert out.json == {
-        "cniVersion": "0.4.0",
+        "cniVersion": "1.1.0",
         "supportedVersions": ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
     }
     assert os.path.getsize(exe) == os.path.getsize(dist_executable("macvlan")), "one program, two names"

@@ -247,7 +247,7 @@ def test_check_fails_after_the_link_is_removed(macvlan: MacvlanRunner, lab: Lab,
     result = macvlan("ADD", config, ns).ok()
     sh("ip", "-n", ns.rsplit("/", 1)[1], "link", "del", "eth0")
     err = macvlan("CHECK", with_prev(config, result), ns).error
-    assert err["msg"] == "Container Interface name in prevResult: eth0 not found"
+    assert err["msg"] == "container Interface name in prevResult: eth0 not found"  # upstream's macvlan words
 
 
 def test_check_without_prev_result_and_with_a_wrong_mode(macvlan: MacvlanRunner, lab: Lab, data_dir: Path) -> None:

@@ -240,6 +240,28 @@ def test_link_in_container_without_master_takes_the_default_route_interface_of_e
         assert "eth0" not in lab.links(ns)
 
 
+# ---- CHECK ----
+
+
+@pytest.mark.netns
+def test_check_passes_and_fails_with_upstreams_words(lab: Lab, tmp_path: Path) -> None:
+    """CHECK of a healthy attachment: exit 0 and nothing printed, for both; its link deleted by hand: both
+    fail with upstream's macvlan words and the same code."""
+    errors = {}
+    for impl in IMPLS:
+        ns = lab.container(impl)
+        config = macvlan_conf("chknet", tmp_path / impl, tmp_path / f"{impl}-s", version="1.1.0")
+        added = run(lab, impl, "macvlan", "ADD", config, ns)
+        prev = {**config, "prevResult": added.ok()}
+        healthy = run(lab, impl, "macvlan", "CHECK", prev, ns)
+        assert (healthy.code, healthy.stdout) == (0, ""), (impl, healthy.stdout)
+        sh("ip", "-n", os.path.basename(ns), "link", "del", "eth0")
+        errors[impl] = run(lab, impl, "macvlan", "CHECK", prev, ns).error
+    up, ours = errors["upstream"], errors["ours"]
+    assert ours["code"] == up["code"] == 999  # a fault found at run time, not in the config: both 999
+    assert ours["msg"] == up["msg"] == "container Interface name in prevResult: eth0 not found", (up, ours)
+
+
 # ---- DEL, GC and STATUS ----
 
 
