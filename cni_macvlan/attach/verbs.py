@@ -6,10 +6,9 @@ result's routes are shaped) it gives in a ``LinkPlugin``.
 
 ADD is all or nothing: every step that changed the node pushes its undo, and any failure runs the
 undos (IPAM DEL, link deleted, parent released) before the error is printed. DEL releases the IPAM
-lease whatever happened to the namespace (while the link is deleted on a thread of its own: the
-kernel's teardown is mostly waiting), never looks the parent up, and succeeds when things are
-gone. A plugin that allows it (ipvlan, as upstream) takes its addresses from prevResult when it
-has no IPAM (chained after another plugin).
+lease first and whatever happened to the namespace, never looks the parent up, and succeeds when
+things are gone. A plugin that allows it (ipvlan, as upstream) takes its addresses from prevResult
+when it has no IPAM (chained after another plugin).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from ..cni.errors import INTERNAL, INVALID_CONFIG, CNIError
 from ..cni.request import Request, valid_attachments
 from ..cni.result import Interface, Result, parse, render
 from ..links import parents
-from ..links.container import Container, delete_link_at_while
+from ..links.container import Container, delete_link_at
 from ..links.netlink import Link, Netlink
 from . import config
 from .config import LinkConf
@@ -161,12 +160,9 @@ class Verbs:
         conf = config.load_teardown(req)
         store = parents.Store(conf.state_dir)
         store.check()  # a stateDir we must refuse: refused before anything changes
-
-        # the lease released whatever state the namespace is in, while the kernel tears the link down
-        def release() -> CNIError | None:
-            return _ipam_best_effort(req, conf.ipam_type, "DEL")
-
-        ipam_error = delete_link_at_while(req.netns, req.ifname, release) if req.netns else release()
+        ipam_error = _ipam_best_effort(req, conf.ipam_type, "DEL")  # first, whatever state the namespace is in
+        if req.netns:
+            delete_link_at(req.netns, req.ifname)
         _release_parent(store, (req.network, req.container_id, req.ifname))
         if ipam_error is not None:
             raise ipam_error

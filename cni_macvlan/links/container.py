@@ -34,9 +34,6 @@ from .netlink import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import TypeVar
-
-    T = TypeVar("T")
 
 DAD_TIMEOUT = 5.0
 DAD_POLL = 0.05
@@ -295,34 +292,6 @@ def delete_link_at(path: str, ifname: str) -> None:
             container.delete(ifname)
         except OSError:
             pass  # torn down under us: nothing of ours is left in it
-
-
-def delete_link_at_while(path: str, ifname: str, work: Callable[[], T]) -> T:
-    """delete_link_at on a thread of its own while ``work`` (the IPAM's release) runs on this one: the kernel's
-    teardown of a link is tens of milliseconds of RCU waits and little CPU, so the two overlap. Both are over
-    when this returns (the kernel's wait is bounded by the kernel); ``work``'s error wins over the link's."""
-    import _thread  # the builtin under threading: no import cost
-
-    done = _thread.allocate_lock()
-    done.acquire()
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            delete_link_at(path, ifname)
-        except BaseException as e:  # raised on the caller's thread below
-            failed.append(e)
-        finally:
-            done.release()
-
-    _thread.start_new_thread(run, ())
-    try:
-        out = work()
-    finally:
-        done.acquire()
-    if failed:
-        raise failed[0]
-    return out
 
 
 def _sysctl(path: str, value: str) -> None:
