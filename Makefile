@@ -99,7 +99,8 @@ demo: packages-demo build
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-# Side-by-side with Debian's Go plugins (apt-get install containernetworking-plugins); prints ratios.
+# Side-by-side with upstream's Go plugins (build/go, make upstream-plugins) and Debian's (containernetworking-plugins);
+# prints medians, ratios and the targets (docs/performance.md).
 bench: build upstream-plugins
 	$(PY) bench/bench.py
 
