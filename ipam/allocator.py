@@ -61,14 +61,17 @@ def allocate(
 
     leases = store.leases()
     for lease in of_attachment(leases, container_id, ifname):
-        if rs.contains(lease.family, lease.value):
+        r = rs.range_for(lease.family, lease.value)
+        if r is not None and store.repeat_add_returns_lease:
+            return Allocation(r, lease.value)
+        if r is not None:
             raise AllocationError(
                 f"{format_ip(lease.family, lease.value)} has been allocated to {container_id}, "
                 "duplicate allocation is not allowed"
             )
     # skip what is known to be taken; reserve() stays the atomic test for the rest
     taken = {(lease.family, lease.value) for lease in leases}
-    for r, value in round_robin(rs, store.last_reserved(range_id), exclude):
+    for r, value in round_robin(rs, store.start_point(rs, range_id, container_id, ifname), exclude):
         if (r.family, value) not in taken and store.reserve(container_id, ifname, r.family, value, range_id):
             return Allocation(r, value)
     raise AllocationError(f"no IP addresses available in range set: {rs}")

@@ -183,6 +183,11 @@ def in_cluster(root: str = SERVICE_ACCOUNT, environ: dict[str, str] | None = Non
     return creds
 
 
+def credentials(kubeconfig: str = "", context: str = "") -> Credentials:
+    """The kubeconfig's credentials, or the pod's service account when no kubeconfig is given."""
+    return from_kubeconfig(kubeconfig, context) if kubeconfig else in_cluster()
+
+
 def _memfd(data: bytes, name: str) -> tuple[int, str]:
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
     os.write(fd, data)
@@ -209,14 +214,14 @@ class Client:
             self._buf = b""
 
     def request(
-        self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)
+        self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201), accept: str = ""
     ) -> tuple[int, dict[str, Any]]:
         """``method path`` with ``body`` (JSON); (status, decoded answer) for a status in ``ok``.
         Refused for any other 4xx, Unavailable when no try got an answer before the deadline."""
         data = b"" if body is None else jsonio.dumps_compact(body).encode()
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.creds.host}:{self.creds.port}\r\n"
-            "Accept: application/json\r\nUser-Agent: cni-macvlan-host-local\r\n"
+            f"Accept: {accept or 'application/json'}\r\nUser-Agent: cni-macvlan-host-local\r\n"
         )
         if self.creds.token:
             head += f"Authorization: Bearer {self.creds.token}\r\n"

@@ -9,6 +9,10 @@ transactions) makes ``lock`` a no-op.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .ranges import RangeSet
+
 LINE_BREAK = "\r\n"
 
 
@@ -63,9 +67,13 @@ class StoreRefused(Exception):
 
 class Store:
     """Abstract lease store; subclasses implement every method. Besides OSError, a store raises
-    StoreUnavailable or StoreRefused. ``where`` names it in messages."""
+    StoreUnavailable or StoreRefused. ``where`` names it in messages. ``repeat_add_returns_lease``:
+    an ADD of an attachment that holds a lease in a range set gets that lease again (the Kubernetes
+    store: a runtime retrying an ADD whose answer it lost) instead of upstream's "duplicate
+    allocation" error."""
 
     where = ""
+    repeat_add_returns_lease = False
 
     def lock(self) -> None:
         raise NotImplementedError
@@ -101,6 +109,18 @@ class Store:
         raise NotImplementedError
 
     # Derived operations: one definition of "which leases belong to an attachment".
+
+    def start_point(self, rs: RangeSet, range_id: str, container_id: str, ifname: str) -> tuple[int, int] | None:
+        """The address the search of range set ``range_id`` starts after: the last one reserved."""
+        return self.last_reserved(range_id)
+
+    def gc_leases(self) -> list[Lease]:
+        """The leases GC judges against the runtime's valid list: every lease, in a node's own store."""
+        return self.leases()
+
+    def sweep(self) -> list[Lease]:
+        """GC's second pass, for stores that can tell a lease's pod is gone; the leases released."""
+        return []
 
     def get_by_attachment(self, container_id: str, ifname: str) -> list[Lease]:
         return of_attachment(self.leases(), container_id, ifname)
