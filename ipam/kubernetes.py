@@ -14,17 +14,16 @@ network and the address, so the API server's uniqueness of names is the uniquene
     (with GC) releases this node's leases whose pod no longer exists, but only leases older than the
     pod list it compares with (their resourceVersion is below the list's): a pod created after
     the list was read can't be missing from it to free its lease.
-  - where to start looking: after the newest lease of the range set (round robin across the
-    cluster, no immediate reuse of a freed address), shifted by a hash of the attachment so that
-    ADDs running at once try different addresses instead of all racing for the same one.
+  - where to start looking: after the newest lease of the range set (the highest resourceVersion:
+    round robin across the cluster, no immediate reuse of a freed address); an ADD that loses an
+    address to another passes over a few (allocator.conflict_skip), so that ADDs running at once
+    scatter instead of racing for each next address in turn.
 
 Rule of membership: the mapping between leases and API objects (pure functions at the top) and the
 store's verbs over ipam/kube_client.py.
 """
 
 from __future__ import annotations
-
-import binascii
 
 from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
 
@@ -35,7 +34,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .ranges import RangeSet
 
 GROUP = "cni-macvlan.io"
 VERSION = "v1"
@@ -44,7 +42,6 @@ KIND = "IPLease"
 LABEL_NETWORK = f"{GROUP}/network"
 LABEL_ATTACHMENT = f"{GROUP}/attachment"
 LABEL_NODE = f"{GROUP}/node"
-SPREAD = 64  # concurrent ADDs start up to this many addresses past the newest lease
 # a LIST of metadata only (the pods' specs are of no use to the sweep, and big)
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 CRD_HINT = "apply deploy/kubernetes-ipam.yaml (the IPLease CRD and the plugin's RBAC)"
@@ -167,20 +164,6 @@ def newest(objects: list[dict[str, Any]], range_id: str) -> dict[str, Any] | Non
     return best
 
 
-def spread_start(rs: RangeSet, last: tuple[int, int] | None, container_id: str, ifname: str) -> tuple[int, int] | None:
-    """Where an attachment's search starts: after ``last`` (the newest lease of the set), shifted by
-    a hash of the attachment within SPREAD, staying inside the range that holds ``last``."""
-    if last is None:
-        return None
-    family, value = last
-    r = rs.range_for(family, value)
-    if r is None:
-        return last
-    shift = binascii.crc32(f"{container_id.strip()}\0{ifname}".encode()) % SPREAD
-    shifted = value + shift
-    return (family, shifted) if r.contains(family, shifted) else last
-
-
 def sweepable(
     objects: list[dict[str, Any]], pods: list[dict[str, Any]], pods_rv: int, node: str
 ) -> list[dict[str, Any]]:
@@ -226,6 +209,7 @@ def _query(**params: str) -> str:
 class KubernetesStore(Store):
     where = "kubernetes"
     repeat_add_returns_lease = True
+    spread_on_conflict = True
 
     def __init__(
         self,
@@ -300,14 +284,6 @@ class KubernetesStore(Store):
             # held already: by us, when an earlier try of this very reservation was applied after all
             return lease is not None and lease.belongs_to(container_id.strip(), ifname)
         return False
-
-    def start_point(self, rs: RangeSet, range_id: str, container_id: str, ifname: str) -> tuple[int, int] | None:
-        if not self._listed:
-            self.leases()
-        obj = newest(list(self._listed.values()), range_id)
-        lease = lease_of(obj, self.network) if obj is not None else None
-        last = (lease.family, lease.value) if lease is not None else None
-        return spread_start(rs, last, container_id, ifname)
 
     def last_reserved(self, range_id: str) -> tuple[int, int] | None:
         obj = newest(list(self._listed.values()), range_id)

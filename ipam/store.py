@@ -9,10 +9,6 @@ transactions) makes ``lock`` a no-op.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from .ranges import RangeSet
-
 LINE_BREAK = "\r\n"
 
 
@@ -70,10 +66,12 @@ class Store:
     StoreUnavailable or StoreRefused. ``where`` names it in messages. ``repeat_add_returns_lease``:
     an ADD of an attachment that holds a lease in a range set gets that lease again (the Kubernetes
     store: a runtime retrying an ADD whose answer it lost) instead of upstream's "duplicate
-    allocation" error."""
+    allocation" error. ``spread_on_conflict``: after losing an address to a concurrent ADD, the
+    allocator passes over a few free ones (allocator.conflict_skip), for stores shared by nodes."""
 
     where = ""
     repeat_add_returns_lease = False
+    spread_on_conflict = False
 
     def lock(self) -> None:
         raise NotImplementedError
@@ -109,10 +107,6 @@ class Store:
         raise NotImplementedError
 
     # Derived operations: one definition of "which leases belong to an attachment".
-
-    def start_point(self, rs: RangeSet, range_id: str, container_id: str, ifname: str) -> tuple[int, int] | None:
-        """The address the search of range set ``range_id`` starts after: the last one reserved."""
-        return self.last_reserved(range_id)
 
     def gc_leases(self) -> list[Lease]:
         """The leases GC judges against the runtime's valid list: every lease, in a node's own store."""

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cni_macvlan.cni.ip import parse_ip
+from ipam.allocator import SPREAD, allocate, conflict_skip
 from ipam.kubernetes import (
-    SPREAD,
     attachment_label,
     label_value,
     lease_object,
@@ -19,10 +19,10 @@ from ipam.kubernetes import (
     network_label,
     newest,
     object_name,
-    spread_start,
     sweepable,
 )
-from ipam.ranges import parse_range_set
+from ipam.ranges import Exclusions, parse_range_set
+from tests.support.memstore import MemStore
 
 # the API server's rules (k8s.io/apimachinery/pkg/util/validation)
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -72,8 +72,7 @@ def test_an_object_is_a_lease_only_if_its_name_matches_its_spec() -> None:
     assert lease_of({"spec": "x"}, "wide") is None
 
 
-def test_the_search_starts_after_the_newest_lease_spread_by_the_attachment() -> None:
-    rs = parse_range_set([{"subnet": "10.0.0.0/16"}])
+def test_the_search_starts_after_the_newest_lease() -> None:
     objects = [
         obj("10.0.0.9", "a", 5),
         obj("10.0.1.1", "b", 12),
@@ -81,14 +80,41 @@ def test_the_search_starts_after_the_newest_lease_spread_by_the_attachment() -> 
         obj("10.0.9.9", "d", 99, rs="1"),
     ]
     assert newest(objects, "0") is objects[1]
-    last = (4, parse_ip("10.0.1.1")[1])
-    starts = {spread_start(rs, last, f"c{i}", "eth0") for i in range(200)}
-    assert all(s is not None and last[1] <= s[1] < last[1] + SPREAD for s in starts)
-    assert len(starts) > SPREAD // 2, "concurrent ADDs start at different addresses"
-    assert spread_start(rs, None, "c1", "eth0") is None
-    # at the end of a range the start stays in it
-    end = parse_range_set([{"subnet": "10.0.0.0/24"}])
-    assert spread_start(end, (4, 0x0A0000FE), "c1", "eth0") == (4, 0x0A0000FE)
+    assert newest(objects, "2") is None
+
+
+class RacingStore(MemStore):
+    """A shared store where other nodes take ``stolen`` addresses between our LIST and our reserve."""
+
+    def __init__(self, stolen: set[int]) -> None:
+        super().__init__()
+        self.stolen = stolen
+        self.tried: list[int] = []
+
+    spread_on_conflict = True
+
+    def reserve(self, container_id, ifname, family, value, range_id):
+        self.tried.append(value)
+        if value in self.stolen:
+            self.files[(family, value)] = ("other", "eth0")
+            return False
+        return super().reserve(container_id, ifname, family, value, range_id)
+
+
+def test_an_add_that_loses_a_race_scatters_and_still_finds_the_last_free_address() -> None:
+    rs = parse_range_set([{"subnet": "10.0.0.0/24"}])
+    first = parse_ip("10.0.0.2")[1]
+    skips = {conflict_skip(f"c{i}", "eth0", first) for i in range(100)}
+    assert all(1 <= k <= SPREAD for k in skips) and len(skips) > SPREAD // 2, "ADDs that lost the same race scatter"
+    store = RacingStore({first})
+    got = allocate(store, rs, "0", "c1", "eth0", Exclusions())
+    assert got.value == first + 1 + conflict_skip("c1", "eth0", first)
+    assert store.tried == [first, got.value]
+    # when all but one address are stolen, the skipped ones are tried at the end: the set is full only when it is
+    everything = set(range(first, parse_ip("10.0.0.254")[1] + 1)) - {first + 3}
+    store = RacingStore(everything)
+    assert allocate(store, rs, "0", "c1", "eth0", Exclusions()).value == first + 3
+    assert len(store.tried) == len(set(store.tried)), "no address tried twice"
 
 
 POD = {"namespace": "ns", "name": "web-0", "uid": "uid-1"}
