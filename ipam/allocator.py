@@ -61,14 +61,45 @@ def allocate(
 
     leases = store.leases()
     for lease in of_attachment(leases, container_id, ifname):
-        if rs.contains(lease.family, lease.value):
+        r = rs.range_for(lease.family, lease.value)
+        if r is not None and store.repeat_add_returns_lease:
+            return Allocation(r, lease.value)
+        if r is not None:
             raise AllocationError(
                 f"{format_ip(lease.family, lease.value)} has been allocated to {container_id}, "
                 "duplicate allocation is not allowed"
             )
     # skip what is known to be taken; reserve() stays the atomic test for the rest
     taken = {(lease.family, lease.value) for lease in leases}
+    deferred: list[tuple[Range, int]] = []
+    skip = 0
     for r, value in round_robin(rs, store.last_reserved(range_id), exclude):
-        if (r.family, value) not in taken and store.reserve(container_id, ifname, r.family, value, range_id):
+        if (r.family, value) in taken:
+            continue
+        if skip:
+            skip -= 1
+            deferred.append((r, value))
+            continue
+        if store.reserve(container_id, ifname, r.family, value, range_id):
+            return Allocation(r, value)
+        if store.spread_on_conflict:
+            skip = conflict_skip(container_id, ifname, value)
+    for r, value in deferred:  # what was skipped comes last, so that a set is full only when it is
+        if store.reserve(container_id, ifname, r.family, value, range_id):
             return Allocation(r, value)
     raise AllocationError(f"no IP addresses available in range set: {rs}")
+
+
+SPREAD = 64
+
+
+def conflict_skip(container_id: str, ifname: str, value: int) -> int:
+    """How many free candidates to pass over after losing ``value`` to another ADD (a shared store):
+    ADDs that start from the same last reserved address, all at once, scatter over the next SPREAD
+    addresses instead of queueing for each next one in turn. The same for the same attachment."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12 and later
+    except ImportError:
+        from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+    digest = sha256(f"{container_id.strip()}\0{ifname}\0{value}".encode()).digest()
+    return 1 + int(digest[0]) % SPREAD

@@ -10,6 +10,8 @@ range set, not taken, not the gateway, not excluded) are the allocator's and the
 
 from __future__ import annotations
 
+import os
+
 from cni_macvlan.cni import versions
 from cni_macvlan.cni.errors import INVALID_CONFIG, CNIError
 from cni_macvlan.cni.ip import AddressError, parse_cidr, parse_ip, parse_ip_or_cidr
@@ -26,6 +28,7 @@ DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 LEGACY_RANGE_KEYS = ("subnet", "rangeStart", "rangeEnd", "gateway", "ipRange")
 DEFAULT_ETCD_PREFIX = "/cni-macvlan"
 TLS_KEYS = ("certFile", "keyFile", "trustedCAFile")
+DEFAULT_KUBE_NAMESPACE = "kube-system"
 MAX_NAME_BYTES = 255  # a file name
 
 
@@ -34,9 +37,22 @@ def _invalid(msg: str, details: str = "") -> CNIError:
 
 
 class StoreConfig:
-    """Where the leases live: ``disk`` (the default, dataDir) or ``etcd`` (shared by the nodes)."""
+    """Where the leases live: ``disk`` (the default, dataDir), ``etcd`` (shared by the nodes) or
+    ``kubernetes`` (objects in the cluster's API, shared by the nodes)."""
 
-    __slots__ = ("deadline", "endpoints", "kind", "prefix", "timeout", "tls")
+    __slots__ = (
+        "context",
+        "deadline",
+        "endpoints",
+        "kind",
+        "kubeconfig",
+        "namespace",
+        "node",
+        "prefix",
+        "sweep",
+        "timeout",
+        "tls",
+    )
 
     def __init__(self, kind: str = "disk") -> None:
         self.kind = kind
@@ -45,6 +61,12 @@ class StoreConfig:
         self.timeout = 0.5  # per try, seconds
         self.deadline = 5.0  # for all the tries of one request, seconds
         self.tls: dict[str, str] = {}
+        # kubernetes
+        self.kubeconfig = ""  # empty: the pod's service account
+        self.context = ""  # empty: the kubeconfig's current context
+        self.namespace = DEFAULT_KUBE_NAMESPACE
+        self.node = ""  # empty: this host's name
+        self.sweep = True  # GC also releases this node's leases whose pod is gone
 
 
 class IPAMConfig:
@@ -156,8 +178,10 @@ def store_config(ipam: dict[str, Any]) -> StoreConfig:
     kind = get(raw, "type", "disk")
     if kind == "disk":
         return StoreConfig()
+    if kind == "kubernetes":
+        return kube_store_config(raw)
     if kind != "etcd":
-        raise _invalid(f'ipam.store.type "{kind}" is unknown', 'use "disk" (the default) or "etcd"')
+        raise _invalid(f'ipam.store.type "{kind}" is unknown', 'use "disk" (the default), "etcd" or "kubernetes"')
     from .etcd_client import Endpoint
 
     store = StoreConfig("etcd")
@@ -189,6 +213,48 @@ def store_config(ipam: dict[str, Any]) -> StoreConfig:
     if tls and not any(e.startswith("https://") for e in endpoints):
         raise _invalid("ipam.store.tls is set but no endpoint is https://")
     store.tls = tls
+    return store
+
+
+def _dns_name(raw: dict[str, Any], key: str, default: str, most: int) -> str:
+    """A Kubernetes name (namespace: a DNS label; node: a DNS subdomain), lower case."""
+    value = get(raw, key, default)
+    allowed = "abcdefghijklmnopqrstuvwxyz0123456789-" + ("." if most > 63 else "")
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= most
+        or value.strip(allowed)
+        or not value[0].isalnum()
+        or not value[-1].isalnum()
+    ):
+        raise _invalid(
+            f"ipam.store.{key} must be a Kubernetes name (lower case letters, digits and '-', at most {most}), "
+            f"got {value!r}"
+        )
+    return value
+
+
+def kube_store_config(raw: dict[str, Any]) -> StoreConfig:
+    """``{"type": "kubernetes", "kubeconfig", "context", "namespace", "node", "sweep", "timeout", "deadline"}``."""
+    store = StoreConfig("kubernetes")
+    for key in ("kubeconfig", "context"):
+        value = get(raw, key, "")
+        if not isinstance(value, str) or "\0" in value:
+            raise _invalid(f"ipam.store.{key} must be a string, got {value!r}")
+        setattr(store, key, value)
+    if store.kubeconfig and not store.kubeconfig.startswith("/"):
+        raise _invalid(f'ipam.store.kubeconfig "{store.kubeconfig}" must be an absolute path')
+    store.namespace = _dns_name(raw, "namespace", DEFAULT_KUBE_NAMESPACE, 63)
+    node = get(raw, "node")
+    if node is None:  # the kubelet's default node name: the host name, lower case
+        node = os.environ.get("NODE_NAME") or os.uname().nodename.lower()
+    store.node = _dns_name({"node": node}, "node", "", 253)
+    sweep = get(raw, "sweep", True)
+    if not isinstance(sweep, bool):
+        raise _invalid(f"ipam.store.sweep must be true or false, got {sweep!r}")
+    store.sweep = sweep
+    store.timeout = _seconds(raw, "timeout", 2.0, 60)
+    store.deadline = _seconds(raw, "deadline", 10.0, 300)
     return store
 
 

@@ -33,9 +33,25 @@ def load_config(req: Request) -> ipam_config.IPAMConfig:
     return ipam_config.load(req.config, cniargs.parse(req.args, CNI_ARGS_KEYS), req.version)
 
 
-def _open(conf: StoreConfig, data_dir: str, network: str, verb: str, create: bool = True) -> Store | None:
+POD_KEYS = frozenset({"K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_UID"})
+
+
+def _pod(req: Request) -> dict[str, str]:
+    """The pod a runtime names in CNI_ARGS (the Kubernetes store records it for its sweep)."""
     try:
-        return stores.open_store(conf, data_dir, network, create)
+        args = cniargs.parse(req.args + ";IgnoreUnknown=1", POD_KEYS)
+    except CNIError:
+        return {}  # malformed args are load_config's to report
+    pod = {"namespace": args.get("K8S_POD_NAMESPACE", ""), "name": args.get("K8S_POD_NAME", ""),
+           "uid": args.get("K8S_POD_UID", "")}  # fmt: skip
+    return {k: v for k, v in pod.items() if v}
+
+
+def _open(
+    conf: StoreConfig, data_dir: str, network: str, verb: str, create: bool = True, pod: dict[str, str] | None = None
+) -> Store | None:
+    try:
+        return stores.open_store(conf, data_dir, network, create, pod)
     except stores.ERRORS as e:
         raise stores.cni_error(e, stores.where(conf, data_dir, network), verb, opening=True) from None
 
@@ -48,7 +64,7 @@ def cmd_add(req: Request, conf: ipam_config.IPAMConfig | None = None) -> Result:
             dns = parse_resolv_conf(read_resolv_conf(conf.resolv_conf))
         except (OSError, UnicodeDecodeError) as e:
             raise CNIError(INVALID_CONFIG, f'ipam.resolvConf "{conf.resolv_conf}": cannot read it: {e}') from None
-    store = _open(conf.store, conf.data_dir, conf.name, "ADD")
+    store = _open(conf.store, conf.data_dir, conf.name, "ADD", pod=_pod(req))
     assert store is not None
     try:
         with store:
@@ -153,7 +169,7 @@ def cmd_gc(req: Request, conf: ipam_config.IPAMConfig | None = None) -> None:
     errors = []
     try:
         with store:
-            for lease in store.leases():
+            for lease in store.gc_leases():
                 keep = (
                     lease.container_id in valid_ids
                     if lease.ifname is None
@@ -164,6 +180,7 @@ def cmd_gc(req: Request, conf: ipam_config.IPAMConfig | None = None) -> None:
                         store.release(lease.family, lease.value)
                     except OSError as e:  # go on past errors and report them, as the spec asks
                         errors.append(f"{format_ip(lease.family, lease.value)}: {e.strerror}")
+            store.sweep()
             store.tidy()
     except stores.ERRORS as e:
         raise stores.cni_error(e, store.where) from None

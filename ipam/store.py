@@ -63,9 +63,15 @@ class StoreRefused(Exception):
 
 class Store:
     """Abstract lease store; subclasses implement every method. Besides OSError, a store raises
-    StoreUnavailable or StoreRefused. ``where`` names it in messages."""
+    StoreUnavailable or StoreRefused. ``where`` names it in messages. ``repeat_add_returns_lease``:
+    an ADD of an attachment that holds a lease in a range set gets that lease again (the Kubernetes
+    store: a runtime retrying an ADD whose answer it lost) instead of upstream's "duplicate
+    allocation" error. ``spread_on_conflict``: after losing an address to a concurrent ADD, the
+    allocator passes over a few free ones (allocator.conflict_skip), for stores shared by nodes."""
 
     where = ""
+    repeat_add_returns_lease = False
+    spread_on_conflict = False
 
     def lock(self) -> None:
         raise NotImplementedError
@@ -101,6 +107,14 @@ class Store:
         raise NotImplementedError
 
     # Derived operations: one definition of "which leases belong to an attachment".
+
+    def gc_leases(self) -> list[Lease]:
+        """The leases GC judges against the runtime's valid list: every lease, in a node's own store."""
+        return self.leases()
+
+    def sweep(self) -> list[Lease]:
+        """GC's second pass, for stores that can tell a lease's pod is gone; the leases released."""
+        return []
 
     def get_by_attachment(self, container_id: str, ifname: str) -> list[Lease]:
         return of_attachment(self.leases(), container_id, ifname)
