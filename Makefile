@@ -13,7 +13,7 @@ RELEASE_FILES := launcher/install.sh launcher/cni-macvlan-zygote.service tools/r
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 export SOURCE_DATE_EPOCH
 
-.PHONY: venv build runtime-clients upstream-plugins test test-host test-vm lint clean install uninstall release bench bench-vm demo packages-%
+.PHONY: venv build runtime-clients upstream-plugins kube-programs test test-host test-vm lint clean install uninstall release bench bench-vm demo packages-%
 
 # The Debian packages each target needs, installed when missing (tools/packages.sh holds the one list).
 packages-%:
@@ -53,7 +53,7 @@ release: packages-release build
 # worker, 9 min 40 s on two, here).
 test: packages-test build lint test-host test-vm
 
-test-host: packages-test-host packages-release build runtime-clients upstream-plugins
+test-host: packages-test-host packages-release build runtime-clients upstream-plugins kube-programs
 	CNI_REQUIRE_ALL=1 $(PY) -m pytest -n auto --dist loadgroup -q -m "not vm" tests
 
 test-vm: packages-test-vm build upstream-plugins
@@ -69,6 +69,11 @@ runtime-clients: packages-test-host $(VENV)/.installed
 # the Go module proxy with /usr/local/go once into build/go: the reference peer of the interop tests and bench.
 upstream-plugins:
 	@tools/go-programs.sh build/go upstream-plugins
+
+# etcd and kube-apiserver (with the kubelet of the same release) at the versions of tools/versions.env, once into
+# build/go: the kubernetes lease store's tests run against them (tests/support/kubeapi.py)
+kube-programs:
+	@tools/go-programs.sh build/go etcd kubernetes
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
