@@ -13,7 +13,7 @@ RELEASE_FILES := launcher/install.sh launcher/cni-macvlan-zygote.service tools/r
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 export SOURCE_DATE_EPOCH
 
-.PHONY: venv build runtime-clients upstream-plugins kube-programs test test-host test-vm lint clean install uninstall release bench bench-vm demo packages-%
+.PHONY: venv build runtime-clients upstream-plugins kube-programs test test-host test-vm test-kube lint clean install uninstall release bench bench-vm demo packages-%
 
 # The Debian packages each target needs, installed when missing (tools/packages.sh holds the one list).
 packages-%:
@@ -51,10 +51,16 @@ release: packages-release build
 # once (test_release.py, its xdist group) runs on one worker. The VM lane runs on the VM's CPUs (as many
 # as the host's) with -n auto too: software emulation makes it the longest part (13 min 20 s on one
 # worker, 9 min 40 s on two, here).
-test: packages-test build lint test-host test-vm
+test: packages-test build lint test-host test-kube test-vm
 
 test-host: packages-test-host packages-release build runtime-clients upstream-plugins kube-programs
-	CNI_REQUIRE_ALL=1 $(PY) -m pytest -n auto --dist loadgroup -q -m "not vm" tests
+	CNI_REQUIRE_ALL=1 $(PY) -m pytest -n auto --dist loadgroup -q -m "not vm and not kube" tests
+
+# The Kubernetes lane (tests/test_kube.py): a one-node cluster of plain processes (etcd, kube-apiserver, a kubelet
+# on a private containerd) with Multus as its CNI calling our plugins, in the lab's namespaces; one cluster for
+# the module, so one worker.
+test-kube: packages-test-host release kube-programs
+	CNI_REQUIRE_ALL=1 $(PY) -m pytest -q -m kube tests
 
 test-vm: packages-test-vm build upstream-plugins
 	tools/run-in-vm.sh -L "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" -- \
@@ -70,10 +76,12 @@ runtime-clients: packages-test-host $(VENV)/.installed
 upstream-plugins:
 	@tools/go-programs.sh build/go upstream-plugins
 
-# etcd and kube-apiserver (with the kubelet of the same release) at the versions of tools/versions.env, once into
-# build/go: the kubernetes lease store's tests run against them (tests/support/kubeapi.py)
-kube-programs:
-	@tools/go-programs.sh build/go etcd kubernetes
+# The Kubernetes programs at the versions of tools/versions.env, once into build/go: etcd, kube-apiserver and
+# kubelet, crictl, Multus and whereabouts. The kubernetes lease store's tests run against the first two
+# (tests/support/kubeapi.py), the Kubernetes lane against all but whereabouts (tests/support/kube.py); upstream's
+# bridge and loopback are the cluster's default network.
+kube-programs: upstream-plugins
+	@tools/go-programs.sh build/go etcd kubernetes crictl multus whereabouts
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
