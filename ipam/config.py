@@ -116,7 +116,8 @@ def _string_list(value: Any, key: str) -> list[str]:
 
 
 def _requested_ips(config: dict[str, Any], cni_args: dict[str, str]) -> list[tuple[int, int]]:
-    """CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips, all of them, as upstream host-local."""
+    """CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips, all of them, as upstream host-local; an address asked
+    for in several (Multus passes a pod's ``ips`` as both args.cni.ips and runtimeConfig.ips) counts once."""
     sources: list[tuple[str, str]] = []
     if cni_args.get("IP"):
         sources.append(("CNI_ARGS IP", cni_args["IP"]))
@@ -133,7 +134,8 @@ def _requested_ips(config: dict[str, Any], cni_args: dict[str, str]) -> list[tup
             family, value, _prefix = parse_ip_or_cidr(text.strip())
         except AddressError as e:
             raise _invalid(f"{key}: {e}", "a requested address is an IP, optionally with /prefix") from None
-        requested.append((family, value))
+        if (family, value) not in requested:
+            requested.append((family, value))
     return requested
 
 

@@ -144,6 +144,19 @@ def test_allocates_a_custom_ip_requested_by_config_args(host_local: Runner, data
     assert lease_files(data_dir) == {"10.1.2.88": "dummy\r\neth0"}
 
 
+def test_an_address_asked_for_as_args_and_runtime_config_is_given(host_local: Runner, data_dir: Path) -> None:
+    """What Multus sends for a pod's ``ips`` (args.cni.ips and runtimeConfig.ips, the same address): one lease."""
+    config = conf(
+        "1.0.0",
+        data_dir,
+        {"subnet": "10.1.2.0/24"},
+        args={"cni": {"ips": ["10.1.2.88/24"]}},
+        runtimeConfig={"ips": ["10.1.2.88/24"]},
+    )
+    assert [a for a, _ in ips_of(host_local("ADD", config).ok())] == ["10.1.2.88/24"]
+    assert lease_files(data_dir) == {"10.1.2.88": "dummy\r\neth0"}
+
+
 @pytest.mark.parametrize("version", [v for v in ALL_VERSIONS if v not in V4_ONLY_SCHEMAS])
 def test_allocates_custom_ips_from_multiple_ranges(host_local: Runner, data_dir: Path, version: str) -> None:
     config = conf(

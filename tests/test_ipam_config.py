@@ -230,3 +230,19 @@ def test_exclude_accepts_addresses_and_cidrs() -> None:
     assert parse_ip("10.0.0.18") in conf.exclude
     assert parse_ip("fd11::2") in conf.exclude
     assert parse_ip("10.0.0.20") not in conf.exclude
+
+
+def test_an_address_asked_for_twice_counts_once_like_go() -> None:
+    """Multus passes a pod's ``ips`` as both args.cni.ips and runtimeConfig.ips; upstream keeps requests in a
+    map by address, so the same address from several sources is one request (a second would find no range
+    set left and fail the ADD)."""
+    conf = load(
+        net(
+            {"subnet": "10.1.2.0/24"},
+            args={"cni": {"ips": ["10.1.2.30/24"]}},
+            runtimeConfig={"ips": ["10.1.2.30/24"]},
+        ),
+        {"IP": "10.1.2.30"},
+        "1.0.0",
+    )
+    assert conf.requested == [parse_ip("10.1.2.30")]
