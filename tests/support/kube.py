@@ -363,11 +363,12 @@ class Proc:
         self.proc.wait(10)
 
 
-def cgroup_hierarchies() -> list[Path]:
+def cgroup_hierarchies(unified: bool = False) -> list[Path]:
     """The cgroup version 1 hierarchies the kubelet and runc use (the named systemd one too: the kubelet checks
-    its cgroup root there; not the unified one)."""
+    its cgroup root there), and with ``unified`` the hybrid cgroup2 one, where the kubelet makes its tree too
+    (nothing to prepare there, but to remove)."""
     root = Path("/sys/fs/cgroup")
-    return [p for p in sorted(root.iterdir()) if p.is_dir() and p.name != "unified"]
+    return [p for p in sorted(root.iterdir()) if p.is_dir() and (unified or p.name != "unified")]
 
 
 class Cluster:
@@ -537,7 +538,7 @@ class Cluster:
 
     def cgroups(self) -> list[Path]:
         found = []
-        for h in cgroup_hierarchies():
+        for h in cgroup_hierarchies(unified=True):
             base = h / self.cgroup_root.lstrip("/")
             if base.is_dir():
                 found += [Path(r) for r, _, _ in os.walk(base, topdown=False)]
@@ -722,11 +723,20 @@ class Cluster:
                                  f"events: {self.events(name, namespace)}") from None  # fmt: skip
 
     def delete_pod(self, name: str, namespace: str = "default", timeout: float = 60) -> None:
-        """Delete the pod and wait until the kubelet has torn it down and the API object is gone."""
+        """Delete the pod and wait until the kubelet has torn it down (its CNI DEL done) and the API object is
+        gone."""
+        sandboxes = [s["id"] for s in self.ready(name, namespace)]
         self.api.delete(path_of("Pod", name, namespace), grace=0)
         wait_for(f"pod {namespace}/{name} to be gone", lambda: not self.api.exists(path_of("Pod", name, namespace)),
                  timeout, 0.3)  # fmt: skip
-        wait_for(f"the sandbox of {namespace}/{name} to be gone", lambda: not self.sandboxes(name, namespace), timeout)
+        # stopped; the kubelet removes stopped sandboxes later, in its garbage collection
+        wait_for(f"the sandbox of {namespace}/{name} to be stopped", lambda: not self.ready(name, namespace), timeout)
+        wait_for(f"the CNI DEL of {namespace}/{name}", lambda: not self.cached_results(*sandboxes), timeout)
+
+    def cached_results(self, *sandboxes: str) -> list[Path]:
+        """libcni's cached ADD results of these sandboxes (/var/lib/cni/results): removed when their DEL succeeded."""
+        results = self.cni_cache / "results"
+        return [p for p in results.iterdir() if any(s in p.name for s in sandboxes)] if results.is_dir() else []
 
     def events(self, name: str, namespace: str = "default") -> list[dict[str, Any]]:
         selector = f"involvedObject.name={name}"
@@ -736,8 +746,12 @@ class Cluster:
         args = ["pods", "-o", "json"] + (["--name", f"^{name}$", "--namespace", namespace] if name else [])
         return list(json.loads(self.crictl(*args).stdout)["items"])
 
+    def ready(self, name: str | None = None, namespace: str = "default") -> list[dict[str, Any]]:
+        """The pod's (or every) sandbox that is not stopped yet."""
+        return [s for s in self.sandboxes(name, namespace) if s["state"] == "SANDBOX_READY"]
+
     def sandbox_pid(self, name: str, namespace: str = "default") -> int:
-        ready = [s for s in self.sandboxes(name, namespace) if s["state"] == "SANDBOX_READY"]
+        ready = self.ready(name, namespace)
         assert len(ready) == 1, f"sandboxes of {namespace}/{name}: {ready}"
         info = json.loads(self.crictl("inspectp", ready[0]["id"]).stdout)
         return int(info["info"]["pid"])
@@ -775,7 +789,7 @@ class Cluster:
                 for pod in self.api.get("/api/v1/pods")["items"]:
                     meta = pod["metadata"]
                     self.api.delete(path_of("Pod", meta["name"], meta["namespace"]), grace=0)
-                wait_for("the pods to be torn down", lambda: not self.sandboxes(), 60, 0.5)
+                wait_for("the pods to be torn down", lambda: not self.ready(), 60, 0.5)
             except Exception as e:
                 left.append(f"pods not torn down by the kubelet: {e}")
         if "kubelet" in self.procs:
