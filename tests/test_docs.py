@@ -73,14 +73,15 @@ def code_words(doc: Path) -> list[tuple[int, str]]:
 
 def named_paths(doc: Path) -> list[tuple[int, str]]:
     """The repo paths ``doc`` names in code: words that start with a top-level entry of the repository
-    (`ipam/`, `tools/release.py`, `build.spec`), or a test module by its name (`test_zygote.py`,
-    `test_zygote.py::test_only_root_is_served`: tests/...), with their line numbers."""
+    (`ipam/`, `tools/release.py`, `build.spec`; a bare word only with a dot: `ipam` is a config key),
+    or a test module by its name (`test_zygote.py`, `test_zygote.py::test_only_root_is_served`:
+    tests/...), with their line numbers."""
     out = []
     for number, word in code_words(doc):
         path, _, test = word.partition("::")
         if path in TESTS or re.fullmatch(r"test_\w+\.py", path):
             path = f"tests/{path}"
-        if PATH.fullmatch(path) and path.split("/")[0] in TOP:
+        if PATH.fullmatch(path) and path.split("/")[0] in TOP and ("/" in path or "." in path):
             out.append((number, path + (f"::{test}" if test else "")))
     return out
 
