@@ -9,7 +9,9 @@ The modules, each importing only those before it: ``files`` (reading, writing an
 the writes are cni/statefile's), ``release`` (a release's SHA256SUMS and files), ``node`` (the
 paths, the processes and the service manager of the node), ``manifest`` (LIBDIR/installed.json),
 ``install``, ``uninstall``, ``main`` (the command). The launcher (launcher/_cni_boot.py) runs
-``main``; build.spec ships these modules as .pyc files in the tree's lib/, off the bundle.
+``main``, handing it the launcher's ``identity``; build.spec ships these modules as .pyc files in the
+tree's lib/, off the bundle, and the modules of cni_macvlan they import (statefile, jsonio, faults,
+plugins) come from the bundle, as the plugins' do.
 
 What it makes (the fast layout; PREFIX and LIBDIR as given, under DESTDIR if one is given):
   LIBDIR/builds/<version>-<identity>/  one build (the launcher and lib/), copied under a temporary
