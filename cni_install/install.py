@@ -250,7 +250,8 @@ class Installer:
             dirs = sorted({d for rel in files for d in _dirs_of(rel)})  # parents before children
             for d in dirs:
                 os.mkdir(os.path.join(tmp, d), 0o755)
-                os.chmod(os.path.join(tmp, d), 0o755)
+            for d in ["", *dirs]:
+                os.chmod(os.path.join(tmp, d), 0o755)  # whatever the umask
             for rel in files:
                 data, mode = self.files[f"{TREE}/{rel}"]
                 write_new(os.path.join(tmp, rel), data, mode)

@@ -287,6 +287,25 @@ def test_the_single_file_layout_and_back(tmp_path: Path) -> None:
     assert snapshot(node) == before
 
 
+def test_modes_are_as_released_whatever_the_umask(tmp_path: Path) -> None:
+    """Root's umask may be 077 (a hardened node): the build, the unit and the single files still get
+    the modes they are released with, so every user may run a plugin and read the unit."""
+    release = staged()
+    prefix, libdir, unitdir, args = places(tmp_path / "node")
+    old = os.umask(0o077)  # install.sh inherits it
+    try:
+        install(release, *args)
+        install(release, *args[:2], "--libdir", str(tmp_path / "lib-single"), "--layout", "single", "--replace")
+    finally:
+        os.umask(old)
+    build = libdir / "builds" / f"{__version__}-{identity(release)}"
+    installed, shipped = snapshot(build), snapshot(release / "cni-macvlan")
+    assert {k: v[1] for k, v in installed.items()} == {k: v[1] for k, v in shipped.items()}
+    assert {v[1] for v in installed.values()} == {0o644, 0o755}
+    assert (unitdir / "cni-macvlan-zygote.service").stat().st_mode & 0o777 == 0o644
+    assert all((prefix / name).stat().st_mode & 0o777 == 0o755 for name in PLUGIN_NAMES)
+
+
 def test_a_destdir_install_is_right_on_the_node(tmp_path: Path) -> None:
     """--destdir: the node's paths written under another root (a package's staging directory, or the
     host's directories mounted in a container): the manifest speaks of the node's paths, the links
