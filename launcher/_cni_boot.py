@@ -11,9 +11,10 @@ zipimport loads the stdlib from there, the bundle is one member of it, and exten
 (``_json``), which dlopen cannot load from a zip member, are copied into an anonymous memory file
 (memfd, closed on exec) and loaded from that. Nothing is written to disk.
 
-The tree's launcher is also `cni-macvlan zygote` (_cni_zygote.py) and `cni-macvlan install`
-(_cni_install.py, which a release's install.sh runs). ``identity()`` names the build: the hash of
-its bundle, which also holds a digest of the build's every other file (build.spec).
+The tree's launcher is also `cni-macvlan zygote` (_cni_zygote.py) and `cni-macvlan install` (the
+cni_install package, which a release's install.sh runs; it is handed ``identity()`` and imports
+nothing of the launcher's). ``identity()`` names the build: the hash of its bundle, which also
+holds a digest of the build's every other file (build.spec).
 """
 
 import marshal
@@ -133,9 +134,9 @@ def run() -> None:
         _cni_zygote.main(sys.argv, home, BUNDLE, run_plugin)
         return
     if name == "cni-macvlan" and sys.argv[1:2] == ["install"]:
-        import _cni_install
+        from cni_install.main import main
 
-        sys.exit(_cni_install.main(sys.argv[2:], home))
+        sys.exit(main(sys.argv[2:], home, identity))
     loader.preload(name)
     code = run_plugin()
     # The plugin's output is written and its files closed: skip the interpreter's teardown (module

@@ -3,8 +3,9 @@ of both plugins loaded, forking a child per plugin exec. A plugin exec then cost
 start-up, one message and a fork instead of an interpreter start and our imports (docs: about 12 ms
 less per exec on this machine kind).
 
-Rule of membership: the zygote's socket, its protocol, and the setting up of a child as the exec'd
-plugin would have been. Nothing here knows about CNI; the child runs the same ``cni_macvlan.__main__``.
+Rule of membership: the zygote's socket, its protocol and its children's lifetimes (the setting up
+of a child: _cni_zygote_child.py; whom it serves: _cni_zygote_trust.py). Nothing here knows about
+CNI; the child runs the same ``cni_macvlan.__main__``.
 
 Trust. The zygote runs as root and is handed root's requests, descriptors and namespaces, so:
 - its socket lives in a directory only root can change (cni/statefile.check_private, the rule of
@@ -51,15 +52,12 @@ absent. So before it serves, every extension module it ships is loaded, and the 
 is a descriptor of its lib/ (/proc/self/fd/N), the same directory in every namespace: a module
 imported late in a child comes from the zygote's own build.
 
-The child joins the caller's mount and network namespaces and working directory, takes its umask,
-argv, environment (as CPython builds os.environ from an exec's environ: first of duplicates wins)
-and standard descriptors: what the plugin sees is what it would see exec'd. It keeps the zygote's
-cgroup, session, resource limits and signal mask (not the caller's), and descriptors the zygote
-was started with are closed at its start, so none reaches a child. If the caller goes away (the
-runtime killed it on a timeout) the child is killed too, as it would have died with it.
+The child is set up as the exec'd plugin would have been (_cni_zygote_child.py); descriptors the
+zygote was started with are closed at its start, so none reaches a child. If the caller goes away
+(the runtime killed it on a timeout) the child is killed too, as it would have died with it. Whom
+the zygote serves is _cni_zygote_trust.py's.
 """
 
-import errno
 import os
 import select
 import signal
@@ -69,7 +67,8 @@ import struct
 import sys
 import time
 
-from _cni_launcher import setns  # type: ignore[import-not-found]
+from _cni_zygote_child import become, ns_id
+from _cni_zygote_trust import Privilege, peer_uid
 
 from cni_macvlan.cni.statefile import check_private
 
@@ -79,10 +78,8 @@ MAX_REQUEST = 192 * 1024
 MAX_CHILDREN = 256  # children and waiting connections; then callers wait in the backlog (2 s at most)
 REQUEST_WAIT = 2.0  # seconds a connection may take to send its request (the launcher's own deadline)
 ACCEPT_BATCH = 16  # connections taken per round of the loop: a flood of them can't starve the rest
-CHILD_WAIT = 5.0  # seconds a child waits for its caller before "go" (longer than the caller's deadline)
 USAGE = "usage: cni-macvlan zygote [--socket PATH] [--max-children N] [--verbose]"
 FDS = 6
-CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
 
 
 def build_id(path: str) -> bytes:
@@ -98,72 +95,8 @@ def _build_or_none(path: str) -> bytes | None:
         return None
 
 
-def _ns_id(ns: int | str) -> tuple[int, int]:
-    st = os.fstat(ns) if isinstance(ns, int) else os.stat(ns)
-    return st.st_dev, st.st_ino
-
-
-def _peer_uid(conn: socket.socket) -> int:
-    _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-    return int(uid)
-
-
 class Refused(Exception):
     """The zygote can't serve from this path; the message says why and what to do."""
-
-
-def _read_proc(path: str) -> bytes:
-    """A /proc file in one read: os.open and os.read, not open()'s buffered file (its fstat, ioctl and
-    lseeks are a third of the per-request trust check's cost)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    try:
-        return os.read(fd, 16384)
-    finally:
-        os.close(fd)
-
-
-STATUS_KEYS = (b"CapEff", b"CapPrm", b"CapBnd", b"NoNewPrivs", b"Seccomp")
-
-
-def _status(pid: int | str) -> dict[str, str]:
-    """The fields of /proc/<pid>/status that say what a process may do."""
-    fields = {}
-    for line in _read_proc(f"/proc/{pid}/status").split(b"\n"):
-        key, _, value = line.partition(b":")
-        if key in STATUS_KEYS:
-            fields[key.decode()] = value.strip().decode(errors="replace")
-    return fields
-
-
-def _label(pid: int | str) -> str:
-    try:
-        return _read_proc(f"/proc/{pid}/attr/current").decode(errors="replace").strip("\0\n ")
-    except OSError:
-        return ""
-
-
-class Privilege:
-    """What a process may do: its capabilities (effective, permitted, bounding), no_new_privs,
-    seccomp, user namespace and security label. A child of the zygote has the zygote's."""
-
-    def __init__(self, pid: int | str) -> None:
-        status = _status(pid)
-        self.caps = [int(status.get(k, "0"), 16) for k in ("CapEff", "CapPrm", "CapBnd")]
-        self.no_new_privs = status.get("NoNewPrivs", "0") != "0"
-        self.seccomp = status.get("Seccomp", "0") != "0"
-        st = os.stat(f"/proc/{pid}/ns/user")
-        self.userns = (st.st_dev, st.st_ino)
-        self.label = _label(pid)
-
-    def covers(self, other: "Privilege") -> bool:
-        """May a process with this privilege do everything ``other`` may?"""
-        return (
-            all(mine & theirs == theirs for mine, theirs in zip(self.caps, other.caps, strict=True))
-            and (other.no_new_privs or not self.no_new_privs)
-            and (other.seccomp or not self.seccomp)
-            and self.userns == other.userns
-            and self.label == other.label
-        )
 
 
 class Zygote:
@@ -189,7 +122,7 @@ class Zygote:
         self.starved = False  # out of descriptors: listen again once a child has ended
         self.wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # signals wake the poll (set_wakeup_fd)
         self.privilege = Privilege("self")
-        self.own_ns = {kind: _ns_id(f"/proc/self/ns/{kind}") for kind in ("mnt", "net")}
+        self.own_ns = {kind: ns_id(f"/proc/self/ns/{kind}") for kind in ("mnt", "net")}
 
     def log(self, line: str) -> None:
         if self.verbose:
@@ -217,7 +150,7 @@ class Zygote:
             probe.settimeout(1.0)
             try:
                 probe.connect(self.path)
-                if _peer_uid(probe) == 0:
+                if peer_uid(probe) == 0:
                     raise Refused(f"another zygote is serving {self.path}")
             except TimeoutError:  # its backlog is full: it is there, stopped or swamped
                 raise Refused(f"another zygote is serving {self.path} (it does not answer)") from None
@@ -308,7 +241,7 @@ class Zygote:
                 self.starved = bool(self.children)  # EMFILE and the like: wait for a child to end
                 break
             try:
-                uid = _peer_uid(conn)
+                uid = peer_uid(conn)
             except OSError:
                 uid = -1
             if uid != 0:
@@ -447,105 +380,24 @@ class Zygote:
             pass
 
     def child(self, conn: socket.socket, fields: list[bytes]) -> None:
-        """Become the plugin as the caller would have exec'd it, once the caller says go; run it."""
-        fds: list[int] = []
-        try:
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            for fd in self.wake:
-                os.close(fd)
-            if self.listener is not None:
-                self.listener.close()
-            for other, _ in self.pending.values():
-                other.close()
-            for pidfd, (_, other) in self.children.items():
-                os.close(pidfd)
-                other.close()
-            # Blocking from here: the caller answers at once, and if it goes away (its deadline
-            # passed, or it was killed) every receive returns at once with nothing.
-            conn.settimeout(CHILD_WAIT)  # a caller that stalls before "go" loses its child
-            conn.send(b"ready")
-            cwd, netns, mntns = _receive_fds(conn, fds, 3, b"fds")
-            if _ns_id(mntns) != self.own_ns["mnt"]:
-                setns(mntns, CLONE_NEWNS)
-            if _ns_id(netns) != self.own_ns["net"]:
-                setns(netns, CLONE_NEWNET)
-            os.fchdir(cwd)
-            os.umask(int(fields[2], 8))
-            argc = int(fields[3])
-            sys.argv[:] = [os.fsdecode(a) for a in fields[4 : 4 + argc]]
-            _set_environ(fields[4 + argc :])
-            conn.send(b"started")
-            try:
-                stdio = _receive_fds(conn, fds, 3, b"go")
-            except (ConnectionError, TimeoutError):
-                os._exit(0)  # the caller gave up (it runs the request itself): run nothing
-            conn.settimeout(None)
-            for target, fd in enumerate(stdio):
-                os.dup2(fd, target)
-            for fd in fds:
-                if fd > 2:
-                    os.close(fd)
-            try:
-                conn.send(b"running")
-            except OSError:
-                os._exit(0)  # the caller is gone: nobody waits for the result
-        except BaseException as e:  # nothing of the request ran
-            try:
-                conn.send(f"declined: {e}".encode())
-            finally:
-                os._exit(0)
-        code = 1
-        try:
-            if os.environ.get("CNI_MACVLAN_DEBUG"):
-                sys.stderr.write(f"cni-macvlan: run by the zygote {os.getppid()}\n")
-            code = self.run()
-        except BaseException:
-            sys.excepthook(*sys.exc_info())  # what an exec'd plugin would print; never ours
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            try:
-                conn.send(f"exit {code}".encode())
-            except OSError:
-                pass
-            os._exit(code)
+        """In the forked child: become the plugin the caller would have exec'd, and run it
+        (_cni_zygote_child.py); never returns."""
+        become(conn, fields, self.own_ns, self.let_go, self.run)
 
-
-def _receive_fds(conn: socket.socket, fds: list[int], count: int, word: bytes) -> list[int]:
-    """The next message: ``word`` with ``count`` descriptors (kept in ``fds`` too, to be closed);
-    ConnectionError when the connection ends first (the caller gave up), OSError when malformed."""
-    data, ancdata, flags, _ = conn.recvmsg(16, socket.CMSG_SPACE(count * 4))
-    got: list[int] = []
-    for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            got.extend(struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4]))
-    fds.extend(got)
-    if not data:
-        raise ConnectionError("the caller is gone")
-    if data != word or flags & socket.MSG_CTRUNC or len(got) != count:
-        raise OSError(errno.EPROTO, f"malformed {word.decode()} message")
-    return got
-
-
-def _set_environ(entries: list[bytes]) -> None:
-    """os.environ as CPython builds it from an exec's environ (posixmodule.c, convertenviron): an
-    entry without "=" is skipped, the first of duplicate names wins, an empty name is kept."""
-    data: dict[bytes, bytes] = {}
-    for entry in entries:
-        key, sep, value = entry.partition(b"=")
-        if sep:
-            data.setdefault(key, value)
-    environ = os.environ._data  # type: ignore[attr-defined]  # bytes -> bytes, shared with os.environb
-    for key in list(environ):
-        if key:
-            os.unsetenv(key)
-    environ.clear()
-    environ.update(data)
-    for key, value in data.items():  # the C library's environ too, for anything that reads it
-        if key and b"\0" not in key + value:
-            os.putenv(key, value)
+    def let_go(self) -> None:
+        """In a child: the zygote's signal handling and descriptors, none of which the plugin gets."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for fd in self.wake:
+            os.close(fd)
+        if self.listener is not None:
+            self.listener.close()
+        for other, _ in self.pending.values():
+            other.close()
+        for pidfd, (_, other) in self.children.items():
+            os.close(pidfd)
+            other.close()
 
 
 def _watched(argv0: str, lib: str, bundle: str) -> str:

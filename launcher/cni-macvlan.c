@@ -2,7 +2,7 @@
  * The executable of every cni-macvlan plugin: CPython (Debian's libpython3.11.a, linked in) started
  * on our own modules, with nothing between exec and the plugin's first line.
  *
- * Why not PyInstaller's bootloader (README "Performance"): its onedir program execs itself once more
+ * Why not PyInstaller's bootloader (docs/performance.md): its onedir program execs itself once more
  * on Linux to set LD_LIBRARY_PATH and then bootstraps its archive importer (about 10 ms per exec on
  * this machine kind); its onefile program unpacks the whole bundle to a temporary directory on every
  * exec (about 80 ms). This launcher costs what `python3.11 -I -S -c pass` costs.

@@ -6,7 +6,7 @@
 #   ./install.sh --uninstall [--libdir /opt/cni-macvlan] [--destdir DIR]
 #
 # Atomic: a runtime exec'ing a plugin while this runs gets the whole old build or the whole new one.
-# The work is done by the release's own launcher (`cni-macvlan install`: launcher/_cni_install.py in
+# The work is done by the release's own launcher (`cni-macvlan install`: the cni_install package in
 # the sources), so this build shows it runs on this machine before anything is changed. It runs as
 # root from this directory: the release must be unpacked where no one but its owner (root, or you)
 # can change it, or someone else's code would run as root; that is checked first. Check the

@@ -1,4 +1,4 @@
-"""The installer (install.sh of a release: launcher/_cni_install.py), on the release `make build`
+"""The installer (install.sh of a release: the cni_install package), on the release `make build`
 stages (dist/release) and variants of it that are other builds.
 
 What it promises: a runtime exec'ing a plugin during an upgrade gets a whole old or a whole new
@@ -287,6 +287,25 @@ def test_the_single_file_layout_and_back(tmp_path: Path) -> None:
     assert snapshot(node) == before
 
 
+def test_modes_are_as_released_whatever_the_umask(tmp_path: Path) -> None:
+    """Root's umask may be 077 (a hardened node): the build, the unit and the single files still get
+    the modes they are released with, so every user may run a plugin and read the unit."""
+    release = staged()
+    prefix, libdir, unitdir, args = places(tmp_path / "node")
+    old = os.umask(0o077)  # install.sh inherits it
+    try:
+        install(release, *args)
+        install(release, *args[:2], "--libdir", str(tmp_path / "lib-single"), "--layout", "single", "--replace")
+    finally:
+        os.umask(old)
+    build = libdir / "builds" / f"{__version__}-{identity(release)}"
+    installed, shipped = snapshot(build), snapshot(release / "cni-macvlan")
+    assert {k: v[1] for k, v in installed.items()} == {k: v[1] for k, v in shipped.items()}
+    assert {v[1] for v in installed.values()} == {0o644, 0o755}
+    assert (unitdir / "cni-macvlan-zygote.service").stat().st_mode & 0o777 == 0o644
+    assert all((prefix / name).stat().st_mode & 0o777 == 0o755 for name in PLUGIN_NAMES)
+
+
 def test_a_destdir_install_is_right_on_the_node(tmp_path: Path) -> None:
     """--destdir: the node's paths written under another root (a package's staging directory, or the
     host's directories mounted in a container): the manifest speaks of the node's paths, the links
@@ -305,21 +324,6 @@ def test_a_destdir_install_is_right_on_the_node(tmp_path: Path) -> None:
     assert manifest["prefix"] == "/opt/cni/bin" and "/opt/cni/bin/macvlan" in manifest["plugins"]
     install(staged(), *args, "--uninstall")
     assert list(root.iterdir()) == []
-
-
-def test_an_old_make_install_is_taken_over(tmp_path: Path) -> None:
-    """Before the installer, `make install` put the tree itself in LIBDIR and absolute links in
-    PREFIX: the installer switches the links and removes those files (no process runs them)."""
-    prefix, libdir, _, args = places(tmp_path)
-    shutil.copytree(staged() / "cni-macvlan", libdir, symlinks=True)
-    shutil.copy(staged() / "cni-macvlan-zygote.service", libdir)
-    prefix.mkdir(parents=True)
-    for name in PLUGIN_NAMES:
-        (prefix / name).symlink_to(libdir / "cni-macvlan")
-    out = install(staged(), *args, "--zygote", "no")
-    assert "removed the old layout's files" in out.stdout
-    assert sorted(p.name for p in libdir.iterdir()) == [".lock", "builds", "current", "installed.json"]
-    assert os.readlink(prefix / "macvlan") == "../../cni-macvlan/current/cni-macvlan"
 
 
 def test_make_install_and_uninstall_run_the_installer(tmp_path: Path) -> None:
@@ -366,7 +370,9 @@ def test_a_forged_manifest_is_never_acted_on(tmp_path: Path) -> None:
     assert (victim / "precious").read_text() == "root's" and (prefix / "macvlan").is_symlink()
 
 
-def test_a_libdir_is_taken_over_only_when_it_is_an_old_install_and_kept_apart_from_prefix(tmp_path: Path) -> None:
+def test_a_libdir_is_used_only_when_new_or_empty_and_kept_apart_from_prefix(tmp_path: Path) -> None:
+    """A LIBDIR without our manifest holds someone else's files unless it is empty: refused (its
+    files would be ours to remove), and so is a PREFIX inside it."""
     other = tmp_path / "opt" / "app"
     (other / "lib").mkdir(parents=True)
     (other / "lib" / "libimportant.so.1").write_bytes(b"\x7fELF another program's")
@@ -375,6 +381,10 @@ def test_a_libdir_is_taken_over_only_when_it_is_an_old_install_and_kept_apart_fr
     assert (other / "lib" / "libimportant.so.1").exists()
     inside = install(staged(), "--prefix", str(other / "bin"), "--libdir", str(other), check=False)
     assert inside.returncode == 1 and "is inside --libdir" in inside.stderr, inside
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    install(staged(), "--prefix", str(tmp_path / "bin"), "--libdir", str(empty), "--zygote", "no")
+    assert os.readlink(empty / "current") == f"builds/{__version__}-{identity(staged())}"
 
 
 def test_a_run_cut_short_is_finished_by_the_next_one_or_removed_by_uninstall(tmp_path: Path) -> None:
@@ -408,27 +418,25 @@ def test_a_run_cut_short_is_finished_by_the_next_one_or_removed_by_uninstall(tmp
 
 
 def test_a_failure_after_the_switch_puts_the_build_before_back(tmp_path: Path, monkeypatch: Any) -> None:
-    """In-process (the installer's module from source): linking the plugins fails after the switch;
+    """In-process (the installer's package from source): linking the plugins fails after the switch;
     the previous build is current again and the error is the installer's."""
-    import sys
+    from cni_install import install as installing
+    from cni_install.node import Node
+    from cni_install.release import Release
 
     node = tmp_path / "node"
     node.mkdir()
     prefix, libdir, unitdir, args = places(node)
     install(staged(), *args, "--zygote", "no")
     variant_release = variant(staged(), tmp_path / "b", "b")
-    monkeypatch.syspath_prepend(str(ROOT / "launcher"))
-    boot = type(sys)("_cni_boot")
-    boot.identity = lambda data: identity(variant_release)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "_cni_boot", boot)
-    import _cni_install
 
     def broken(self: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_cni_install.Installer, "link_plugins", broken)
-    where = _cni_install.Node(str(prefix), str(libdir), str(unitdir), "")
-    installer = _cni_install.Installer(_cni_install.Release(str(variant_release)), where, "fast", False, "/nonexistent")
+    monkeypatch.setattr(installing.Installer, "link_plugins", broken)
+    where = Node(str(prefix), str(libdir), str(unitdir), "")
+    release = Release(str(variant_release), lambda bundle: identity(variant_release))
+    installer = installing.Installer(release, where, "fast", False, "/nonexistent")
     with pytest.raises(OSError, match="No space left"):
         installer.run()
     assert os.readlink(libdir / "current") == f"builds/{__version__}-{identity(staged())}"
