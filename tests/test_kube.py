@@ -12,6 +12,7 @@ DaemonSet's test comes last (it replaces the plugins in the node's CNI bin dir w
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -144,17 +145,18 @@ class Node:
         return sorted(link["ifname"] for link in out if not link["ifname"].startswith("veth"))
 
 
-@pytest.fixture(scope="module")
-def node() -> Iterator[Node]:
+@contextlib.contextmanager
+def running_node(multus: str) -> Iterator[Node]:
+    """A cluster whose CNI is Multus (``thin``: its plugin; ``thick``: its shim and daemon), with upstream's
+    bridge and loopback (the default network) and our plugins exec'd (the fast layout) in its CNI bin dir."""
     if os.geteuid() != 0:
         pytest.skip("a kubelet needs root")
     d = Path(tempfile.mkdtemp(prefix="cmt-kube-"))  # short: the sockets' paths are limited
     lab = Lab()
     cluster: Cluster | None = None
     try:
-        cluster = Cluster(d, lab)
-        # the node's CNI bin dir: Multus, upstream's bridge and loopback (the default network), ours exec'd
-        shutil.copy2(cluster.bins["multus"], cluster.cni_bin / "multus")
+        cluster = Cluster(d, lab, multus)
+        shutil.copy2(cluster.bins["multus" if multus == "thin" else "multus-shim"], cluster.cni_bin)
         plugin_dir("fast", cluster.cni_bin, go=("bridge", "loopback"))
         yield Node(cluster, lab, d)
     finally:
@@ -162,6 +164,12 @@ def node() -> Iterator[Node]:
         lab.close()
         shutil.rmtree(d, ignore_errors=True)
         assert not left, f"the cluster left {left}"
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[Node]:
+    with running_node("thin") as n:
+        yield n
 
 
 @pytest.fixture
@@ -344,6 +352,25 @@ def _code_of(log: Path, words: str) -> int | None:
             if digits.isdigit():
                 return int(digits)
     return None
+
+
+def test_multus_thick_daemon_attaches_through_our_plugins() -> None:
+    """Multus's thick mode, on a cluster of its own: the shim is the node's CNI, the daemon (with a service
+    account's token, as in its pod) calls our plugins."""
+    with running_node("thick") as n:
+        n.api.apply(macvlan_nad(NAD))
+        n.start_pods(pod_manifest("t1", NAD), pod_manifest("t2", NAD))
+        t1, t2 = n.address("t1"), n.address("t2")
+        assert in_pool(t1) and in_pool(t2) and t1 != t2, (t1, t2)
+        n.ping("t1", t2.split("/")[0])
+        n.ping("t2", GATEWAY4)
+        ours = [s for s in n.network_status("t1") if s["name"] == f"default/{NAD}"]
+        assert ours and ours[0]["interface"] == "net1" and ours[0]["ips"] == [t1.split("/")[0]], ours
+        assert "multus-shim" in (n.cluster.cni_conf / "00-multus.conf").read_text()
+        n.cluster.delete_pod("t1")
+        assert n.leases() == [t2.split("/")[0]]
+        n.cluster.delete_pod("t2")
+        assert n.leases() == []
 
 
 # ---- leases in the cluster's API (issue 24's store) ----

@@ -15,12 +15,14 @@ test's directories.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.images import busybox_layer, oci_archive
@@ -156,21 +158,7 @@ class Containerd:
 
     def processes(self) -> list[int]:
         """Our processes besides the daemon: all in our cgroups, and its shims (by their -address)."""
-        pids: set[int] = set()
-        for d in self.cgroups():
-            try:
-                pids.update(int(p) for p in (d / "cgroup.procs").read_text().split())
-            except OSError:
-                pass
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                try:
-                    if str(self.socket).encode() in (proc / "cmdline").read_bytes():
-                        pids.add(int(proc.name))
-                except OSError:
-                    pass
-        pids.discard(self.proc.pid)
-        return sorted(pids)
+        return processes_of(self.cgroups(), str(self.socket), self.proc.pid)
 
     def cgroups(self) -> list[Path]:
         """Our cgroup directories in every hierarchy, deepest first."""
@@ -191,18 +179,57 @@ class Containerd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        deadline = time.monotonic() + 10
-        while (pids := self.processes()) and time.monotonic() < deadline:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.1)
-        left = [f"process {pid}" for pid in self.processes()]
-        for d in self.cgroups():
+        return reap(self.processes, self.cgroups, 10)
+
+
+def processes_of(cgroups: list[Path], mark: str, *besides: int) -> list[int]:
+    """The processes in ``cgroups`` and those whose command line names ``mark`` (containerd's shims and runc
+    name their daemon's socket or state directory), besides ``besides`` and this one."""
+    pids: set[int] = set()
+    for d in cgroups:
+        try:
+            pids.update(int(p) for p in (d / "cgroup.procs").read_text().split())
+        except OSError:
+            pass
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
             try:
-                d.rmdir()
+                if mark.encode() in (proc / "cmdline").read_bytes():
+                    pids.add(int(proc.name))
+            except OSError:
+                pass
+    return sorted(pids - {os.getpid(), *besides})
+
+
+def reap(processes: Callable[[], list[int]], cgroups: Callable[[], list[Path]], seconds: float) -> list[str]:
+    """Kill what ``processes`` finds until none is left (``seconds`` at most), then remove ``cgroups`` (deepest
+    first, waiting out the kernel's EBUSY while a killed process leaves); what could not be cleaned."""
+    deadline = time.monotonic() + seconds
+    while (pids := processes()) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    left = [f"process {pid}: {_cmdline(pid)}" for pid in processes()]
+    for c in cgroups():
+        for _ in range(50):
+            try:
+                c.rmdir()
+                break
             except OSError as e:
-                left.append(f"cgroup {d}: {e.strerror}")
-        return left
+                if e.errno != errno.EBUSY:
+                    left.append(f"cgroup {c}: {e.strerror}")
+                    break
+                time.sleep(0.1)
+        else:
+            left.append(f"cgroup {c}: busy")
+    return left
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return repr(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except OSError:
+        return "(gone)"

@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from tests.support.containerd import IMAGE, config_toml
+from tests.support.containerd import IMAGE, config_toml, processes_of, reap
 from tests.support.images import busybox_layer, oci_archive
 from tests.support.lab import Lab, sh
 from tests.support.layouts import ROOT, needed, pinned
@@ -54,6 +54,7 @@ NODE = "node1"
 NODE_IP = "10.79.0.1"
 SERVICE_RANGE = "10.96.0.0/24"
 CGROUP_ROOT = "cmt-kube"
+SOCKET_DIR = "/run/multus/daemon"  # Multus's thick daemon's (in the node's view)
 GO = ROOT / "build" / "go"
 HOW = "run `make kube-programs` (tools/go-programs.sh)"
 T = TypeVar("T")
@@ -82,6 +83,8 @@ def programs() -> dict[str, Path]:
         "kubelet": program("kubernetes", "KUBERNETES", "kubelet"),
         "crictl": program("crictl", "CRICTL", "crictl"),
         "multus": program("multus", "MULTUS", "multus"),
+        "multus-daemon": program("multus", "MULTUS", "multus-daemon"),
+        "multus-shim": program("multus", "MULTUS", "multus-shim"),
     }
 
 
@@ -374,7 +377,9 @@ def cgroup_hierarchies(unified: bool = False) -> list[Path]:
 class Cluster:
     """The cluster, started (``close`` in a finally: everything it started and made is gone after it)."""
 
-    def __init__(self, workdir: Path, lab: Lab, cni_conf: dict[str, Any] | None = None) -> None:
+    def __init__(self, workdir: Path, lab: Lab, multus: str = "thin") -> None:
+        assert multus in ("thin", "thick"), multus
+        self.multus = multus
         self.dir = workdir
         self.lab = lab
         self.netns = f"/run/netns/{lab.node}"
@@ -468,6 +473,9 @@ class Cluster:
             "/var/log/pods": d / "var-log-pods",
             "/var/log/containers": d / "var-log-containers",
         }
+        if self.multus == "thick":  # the daemon's socket, and the service account token it finds in a pod
+            shown["/run/multus"] = d / "run-multus"
+            shown["/run/secrets/kubernetes.io/serviceaccount"] = self._service_account("multus")
         for name, value in KUBELET_TUNABLES.items():
             f = tunables / name.replace("/", ".")
             f.write_text(value + "\n")
@@ -491,6 +499,8 @@ class Cluster:
             config_toml(d / "containerd", Path("/opt/cni/bin"), self.cni_conf)
         )
         self.start_containerd()
+        if self.multus == "thick":
+            self.start_multus_daemon()
         self.import_image(IMAGE, busybox_layer())
         self.kubelet_config = d / "kubelet.yaml"
         self.kubelet_config.write_text(json.dumps(self._kubelet_yaml(kubelet_serving), indent=1))
@@ -544,9 +554,71 @@ class Cluster:
                 found += [Path(r) for r, _, _ in os.walk(base, topdown=False)]
         return found
 
+    def _service_account(self, name: str) -> Path:
+        """What a pod of service account kube-system/``name`` (bound to the ClusterRole ``name``) finds in
+        /run/secrets/kubernetes.io/serviceaccount: a token (from the TokenRequest API), the CA, its namespace."""
+        self.api.apply(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": "kube-system"}}
+        )
+        self.api.apply({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": f"{name}-service-account"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "kube-system"}],
+        })  # fmt: skip
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 7200},
+        }
+        token = self.api.create(f"/api/v1/namespaces/kube-system/serviceaccounts/{name}/token", request)
+        d = self.dir / f"sa-{name}"
+        d.mkdir(mode=0o700)
+        (d / "token").write_text(token["status"]["token"])
+        shutil.copy(self.certs.ca, d / "ca.crt")
+        (d / "namespace").write_text("kube-system")
+        return d
+
+    def start_multus_daemon(self) -> None:
+        """Multus's thick daemon, as its DaemonSet runs it but without the chroot (it runs in the node's view):
+        the shim (the node's CNI) hands each request to it over /run/multus/multus.sock."""
+        config = {
+            "cniVersion": "1.0.0",
+            "logLevel": "verbose",
+            "logToStderr": True,  # into multus-daemon.log
+            "socketDir": SOCKET_DIR,  # removed and made anew at its start: not the mount point itself
+            "daemonSocketDir": SOCKET_DIR,  # what the conf it writes tells the shim
+            # it writes 00-multus.conf (the shim's) beside the default network's conf, which it names as
+            # clusterNetwork ("auto": a daemon given a conf of ours exits at once, v4.3.0's main waits on
+            # nothing else)
+            "multusConfigFile": "auto",
+            "cniConfigDir": str(self.cni_conf),
+            "multusAutoconfigDir": str(self.cni_conf),
+            "binDir": "/opt/cni/bin",
+            "cniDir": "/var/lib/cni/multus",
+        }
+        path = self.dir / "multus-daemon.json"
+        path.write_text(json.dumps(config, indent=1))
+        env = {
+            **self.env,
+            "MULTUS_NODE_NAME": NODE,
+            "KUBERNETES_SERVICE_HOST": NODE_IP,
+            "KUBERNETES_SERVICE_PORT": "6443",
+        }
+        self.procs["multus-daemon"] = Proc(
+            "multus-daemon",
+            self.in_view(str(self.bins["multus-daemon"]), f"-config={path}"),
+            self.dir / "multus-daemon.log",
+            env,
+        )
+        socket_path = self.dir / "run-multus" / Path(SOCKET_DIR).name / "multus.sock"
+        conf = self.cni_conf / "00-multus.conf"
+        wait_for("multus-daemon's socket and conf", lambda: self._alive("multus-daemon") and socket_path.exists()
+                 and conf.exists(), 30)  # fmt: skip
+
     def write_cni_conf(self, extra: dict[str, Any]) -> None:
-        """The node's CNI config: Multus (thin) with the default network, a bridge with our host-local, in a
-        conflist outside the conf dir (so that containerd can't take it directly)."""
+        """The node's CNI config: Multus (thin; or thick: its shim) with the default network, a bridge with our
+        host-local, in a conflist outside the conf dir (so that containerd can't take it directly)."""
         default = {
             "cniVersion": "1.0.0",
             "name": "default",
@@ -566,6 +638,9 @@ class Cluster:
                 {"type": "loopback"},
             ],
         }
+        if self.multus == "thick":  # in the conf dir, where the daemon finds it
+            (self.cni_conf / "10-default.conflist").write_text(json.dumps(default, indent=1))
+            return
         (self.dir / "default.conflist").write_text(json.dumps(default, indent=1))
         multus = {
             "cniVersion": "1.0.0",
@@ -763,22 +838,7 @@ class Cluster:
 
     def processes(self) -> list[int]:
         """What is left of ours: processes in our cgroups or naming our directory (shims, runc)."""
-        pids: set[int] = set()
-        for c in self.cgroups():
-            try:
-                pids.update(int(p) for p in (c / "cgroup.procs").read_text().split())
-            except OSError:
-                pass
-        mark = str(self.dir).encode()
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                try:
-                    if mark in (proc / "cmdline").read_bytes():
-                        pids.add(int(proc.name))
-                except OSError:
-                    pass
-        pids.discard(os.getpid())
-        return sorted(pids)
+        return processes_of(self.cgroups(), str(self.dir))
 
     def close(self) -> list[str]:
         """Stop everything (pods first, so that their CNI DELs run), remove cgroups, the node's address and the
@@ -798,33 +858,13 @@ class Cluster:
             for sandbox in self.sandboxes() if self.procs["containerd"].alive() else []:
                 self.crictl("stopp", sandbox["id"], check=False)
                 self.crictl("rmp", "-f", sandbox["id"], check=False)
-        for name in ("containerd", "kube-apiserver", "etcd"):
+        for name in ("multus-daemon", "containerd", "kube-apiserver", "etcd"):
             if name in self.procs:
                 self.procs.pop(name).stop()
         if self.holder is not None:
             self.holder.kill()
             self.holder.wait(10)
-        deadline = time.monotonic() + 15
-        while (pids := self.processes()) and time.monotonic() < deadline:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.2)
-        left += [f"process {pid}: {Path(f'/proc/{pid}/cmdline').read_bytes()!r}" for pid in self.processes()]
-        for c in self.cgroups():
-            for _ in range(50):
-                try:
-                    c.rmdir()
-                    break
-                except OSError as e:
-                    if e.errno != 16:  # EBUSY: a process still leaving
-                        left.append(f"cgroup {c}: {e.strerror}")
-                        break
-                    time.sleep(0.1)
-            else:
-                left.append(f"cgroup {c}: busy")
+        left += reap(self.processes, self.cgroups, 15)
         sh("ip", "-n", self.lab.node, "addr", "del", f"{NODE_IP}/32", "dev", "lo", check=False)
         mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(self.dir) in line]
         left += [f"mount {m}" for m in mounts]
