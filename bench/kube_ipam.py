@@ -9,8 +9,9 @@ and its doc/crds from build/go) runs as the service account of its own doc/crds/
 to the ClusterRole there, from a kubeconfig with the account's token, as its installer writes one. Both
 get the same network config (one /22, the IPAM section of a macvlan network), the same CNI_ARGS (a pod
 that exists in the API: K8S_POD_NAMESPACE/NAME/UID; whereabouts refuses an ADD without K8S_POD_NAME and
-keys its lock's identity and its allocations by it) and the same CNI_NETNS (a namespace this script
-holds open: a plugin's skeleton refuses its own).
+keys its lock's identity and its allocations by it; neither plugin reads the pod on ADD or DEL, only
+whereabouts' reconciler and our GC's sweep do) and the same CNI_NETNS (a namespace this script holds
+open: a plugin's skeleton refuses its own).
 
 For each size N, each round, each implementation (their order alternates round by round): one untimed ADD
 and DEL (whereabouts' pool object then exists, as on any network in use; the executables are in the
@@ -639,7 +640,7 @@ def holder_of_a_netns() -> subprocess.Popen[bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,20,100", help="how many ADDs at once, comma-separated")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ours", default="single,zygote", help="our layouts: single, fast, zygote")
     parser.add_argument("--timeout", type=float, default=300, help="seconds an exec may take before it is killed")
     parser.add_argument("--json", default=str(ROOT / "bench-results" / "kube-ipam.json"))
