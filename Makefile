@@ -114,7 +114,7 @@ clean:
 
 # Side-by-side with upstream's Go plugins (build/go, make upstream-plugins) and Debian's (containernetworking-plugins);
 # prints medians, ratios and the targets (docs/performance.md). Then the kubernetes lease store beside whereabouts
-# (bench/kube_ipam.py: one etcd + kube-apiserver from make kube-programs, 1, 20 and 100 ADDs at once, 5 rounds; about 8 min here).
+# (bench/kube_ipam.py: one etcd + kube-apiserver from make kube-programs, 1, 20 and 100 ADDs at once, 5 rounds; about 5 min here).
 bench: packages-test-host build upstream-plugins kube-programs
 	$(PY) bench/bench.py
 	$(PY) bench/kube_ipam.py
