@@ -16,7 +16,9 @@
 #   multus             OUTDIR/multus-<MULTUS>/bin/{multus,multus-daemon,multus-shim}: the thin plugin the Kubernetes lane
 #                      runs, and the thick daemon and its shim
 #   whereabouts        OUTDIR/whereabouts-<WHEREABOUTS>/bin/whereabouts: its IPAM plugin (go.mod has a replace, so a
-#                      wrapper module carries it)
+#                      wrapper module carries it); OUTDIR/whereabouts-<WHEREABOUTS>/crds/*.yaml: its doc/crds at the
+#                      same version (the IPPool and OverlappingRangeIPReservation CRDs, daemonset-install.yaml's
+#                      RBAC), what bench/kube_ipam.py installs
 #
 # Each program is built with the machine's Go (/usr/local/go, GOTOOLCHAIN=local: no other toolchain is fetched)
 # and module and build caches under OUTDIR/cache, so nothing outside OUTDIR changes. A program whose directory
@@ -95,6 +97,19 @@ run_build() {
     echo "go-programs: $name $version built in $((SECONDS - start)) s" >&2
 }
 
+# whereabouts_crds DEST MODULE@VERSION: the module's doc/crds/*.yaml into DEST/crds (whole or not at all), from the
+# module cache (`go mod download` fetches the module where a build before this step left no copy); kept beside the
+# binary since the module cache is a cache
+whereabouts_crds() {
+    local dest=$1 dir
+    [ -d "$dest/crds" ] && return 0
+    dir=$("$GO" mod download -json "$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    [ -d "$dir/doc/crds" ] || { echo "go-programs: $2 has no doc/crds (in '$dir')" >&2; exit 1; }
+    rm -rf "$dest/crds.tmp" && mkdir -p "$dest/crds.tmp"
+    cp "$dir"/doc/crds/*.yaml "$dest/crds.tmp/" && chmod u+w "$dest"/crds.tmp/*.yaml
+    mv "$dest/crds.tmp" "$dest/crds"
+}
+
 for program in "$@"; do
     case $program in
         upstream-plugins)
@@ -137,6 +152,7 @@ replace ("
             wrapped whereabouts "$WHEREABOUTS" "-s -w -X $p/pkg/version.Version=$WHEREABOUTS" \
                 "$(printf 'module local/whereabouts\ngo 1.26\nrequire %s %s\nreplace github.com/gogo/protobuf => github.com/gogo/protobuf v1.3.2' $p "$WHEREABOUTS")" \
                 $p/cmd=whereabouts
+            whereabouts_crds "$out/whereabouts-$WHEREABOUTS" "$p@$WHEREABOUTS"
             ;;
         *) echo "go-programs: unknown program $program (programs: $PROGRAMS)" >&2; exit 2 ;;
     esac
