@@ -6,6 +6,8 @@ whose container or pod is gone, RBAC and TLS refusals that name their cause."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -183,6 +185,18 @@ def test_the_plugins_user_may_do_only_what_the_store_needs(kube: KubeAPI, host_l
     # the plugin in a namespace its user is not bound in: refused at once, saying what to apply
     err = host_local("ADD", conf(kube, store={"namespace": "default"}), container_id="c2").error
     assert err["code"] == 5 and "HTTP 403 Forbidden" in err["msg"] and "deploy/kubernetes-ipam.yaml" in err["msg"], err
+
+
+def test_a_request_imports_no_idna_codec(kube: KubeAPI) -> None:
+    """A request to an API server named by its address imports neither encodings.idna nor stringprep (about
+    9 ms of every exec: getaddrinfo and wrap_socket encode a str host name with that codec)."""
+    script = (
+        "import sys; from ipam.kube_client import Client, from_kubeconfig; "
+        f"Client(from_kubeconfig({str(kube.kubeconfigs['node'])!r}), 2, 5).request('GET', {LEASES!r}); "
+        "print(sorted(m for m in sys.modules if 'idna' in m or m == 'stringprep'))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_an_api_server_we_must_not_trust_is_refused_at_once(host_local: Runner, kube: KubeAPI) -> None:
