@@ -203,6 +203,7 @@ class Client:
         self._conn: Any = None
         self._buf = b""
         self.requests = 0  # sent, for the tests and the benchmark
+        self.tries = 0  # of the last request: more than 1, and an earlier one may have been applied
 
     def close(self) -> None:
         if self._conn is not None:
@@ -230,10 +231,12 @@ class Client:
         raw = head.encode() + b"\r\n" + data
         end = time.monotonic() + self.deadline
         problem = ""
+        self.tries = 0
         while True:
             left = end - time.monotonic()
             if left <= 0:
                 raise Unavailable(f"{self.creds.server}: {problem or 'deadline passed'}")
+            self.tries += 1
             try:
                 status, answer = self._exchange(raw, min(self.try_timeout, left))
             except (OSError, ValueError) as e:  # refused, reset, timed out, garbled
