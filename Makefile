@@ -5,7 +5,7 @@ PYTHON ?= /usr/bin/python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PREFIX ?= /opt/cni/bin
-SOURCES := $(shell find cni_macvlan ipam -name '*.py') build.spec launcher/cni-macvlan.c launcher/_cni_boot.py \
+SOURCES := $(shell find cni cni_macvlan ipam -name '*.py') build.spec launcher/cni-macvlan.c launcher/_cni_boot.py \
 	launcher/_cni_zygote.py launcher/_cni_install.py
 # the release's other files (tools/release.py stage)
 RELEASE_FILES := launcher/install.sh launcher/cni-macvlan-zygote.service tools/release.py

@@ -8,7 +8,7 @@ upstream tests pin them.
 
 from __future__ import annotations
 
-from cni_macvlan.cni.ip import format_cidr, format_ip
+from cni.ip import format_cidr, format_ip
 
 from .ranges import Exclusions, Range, RangeSet, round_robin
 from .store import Store, of_attachment

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 
-from cni_macvlan.cni import versions
-from cni_macvlan.cni.errors import INVALID_CONFIG, CNIError
-from cni_macvlan.cni.ip import AddressError, parse_cidr, parse_ip, parse_ip_or_cidr
-from cni_macvlan.cni.keys import directory, get
-from cni_macvlan.cni.result import Route
+from cni import versions
+from cni.errors import INVALID_CONFIG, CNIError
+from cni.ip import AddressError, parse_cidr, parse_ip, parse_ip_or_cidr
+from cni.keys import directory, get
+from cni.result import Route
 
 from .ranges import Exclusions, RangeError, RangeSet, parse_range_set
 

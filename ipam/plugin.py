@@ -7,12 +7,11 @@ the error is printed.
 
 from __future__ import annotations
 
-from cni_macvlan import __version__
-from cni_macvlan.cni import cniargs, skel
-from cni_macvlan.cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
-from cni_macvlan.cni.ip import format_ip, parse_cidr
-from cni_macvlan.cni.request import Request, valid_attachments
-from cni_macvlan.cni.result import IPConfig, Result, parse
+from cni import cniargs, skel
+from cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
+from cni.ip import format_ip, parse_cidr
+from cni.request import Request, valid_attachments
+from cni.result import IPConfig, Result, parse
 
 from . import config as ipam_config
 from . import stores
@@ -209,9 +208,9 @@ VERBS = {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "GC": cmd_gc, "STAT
 
 
 def call(command: str, req: Request, conf: ipam_config.IPAMConfig | None = None) -> Result | None:
-    """A verb run in-process for a link plugin (cni_macvlan/attach/ipam_call.py), with the
-    config it already parsed, if any."""
+    """A verb run in-process for a link plugin (cni/delegate.py, IN_PROCESS), with the config it
+    already read (load_config), if any."""
     return VERBS[command](req, conf)
 
 
-PLUGIN = skel.Plugin("host-local", __version__, VERBS)
+PLUGIN = skel.Plugin("host-local", VERBS)

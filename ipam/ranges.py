@@ -11,7 +11,7 @@ window to a CIDR inside the subnet; allocation then starts at its first usable a
 
 from __future__ import annotations
 
-from cni_macvlan.cni.ip import (
+from cni.ip import (
     AddressError,
     format_cidr,
     format_ip,
@@ -20,7 +20,7 @@ from cni_macvlan.cni.ip import (
     parse_cidr,
     parse_ip,
 )
-from cni_macvlan.cni.keys import get
+from cni.keys import get
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cni_macvlan.cni.ip import parse_ip
+from cni.ip import parse_ip
 from ipam.allocator import AllocationError, allocate
 from ipam.ranges import Exclusions, RangeSet, parse_range_set
 from tests.support.memstore import MemStore

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cni_macvlan.cni import delegate
-from cni_macvlan.cni.errors import CNIError
+from cni import delegate
+from cni.errors import CNIError
 from tests.support.configs import ipam_conf
 from tests.support.layouts import dist_executable, upstream_plugin
 from tests.support.runners import cni_env, json_bytes

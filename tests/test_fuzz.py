@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cni_macvlan.cni import skel
-from cni_macvlan.cni.errors import CNIError
-from cni_macvlan.cni.request import Request
+from cni import skel
+from cni.errors import CNIError
+from cni.request import Request
 from cni_macvlan.macvlan import config as macvlan_config
 from ipam.plugin import PLUGIN as HOST_LOCAL
 

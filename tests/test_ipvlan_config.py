@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from cni_macvlan.cni.errors import CNIError
-from cni_macvlan.cni.request import Request
+from cni.errors import CNIError
+from cni.request import Request
 from cni_macvlan.ipvlan import config
 from cni_macvlan.links.parents import dummy_name
 

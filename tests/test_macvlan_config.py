@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from cni.errors import CNIError
+from cni.request import Request
 from cni_macvlan.attach.config import load_teardown
-from cni_macvlan.cni.errors import CNIError
-from cni_macvlan.cni.request import Request
 from cni_macvlan.links.parents import dummy_name
 from cni_macvlan.macvlan import config
 

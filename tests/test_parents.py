@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cni_macvlan.cni.errors import CNIError
+from cni.errors import CNIError
 from cni_macvlan.links import parents
 from cni_macvlan.links.netlink import IFF_UP, Link, NetlinkError
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cni_macvlan.cni.errors import CNIError
-from cni_macvlan.cni.result import Interface, IPConfig, Result, Route, parse, render
+from cni.errors import CNIError
+from cni.result import Interface, IPConfig, Result, Route, parse, render
 from tests.support.cni_schema import validate_result
 from tests.support.layouts import ALL_VERSIONS
 

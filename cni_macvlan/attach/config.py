@@ -12,8 +12,9 @@ upgrade tightened a rule): ``load_teardown`` reads only what they need.
 
 from __future__ import annotations
 
-from ..cni.errors import INVALID_CONFIG, CNIError
-from ..cni.keys import directory, get
+from cni.errors import INVALID_CONFIG, CNIError
+from cni.keys import directory, get
+
 from ..links import parents
 
 TYPE_CHECKING = False
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection
     from typing import Any
 
-    from ..cni.request import Request
+    from cni.request import Request
 
 DEFAULT_STATE_DIR = "/var/lib/cni/cni-macvlan"
 

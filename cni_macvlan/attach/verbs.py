@@ -1,8 +1,9 @@
 """The CNI verbs of a plugin that attaches a container through one link on a parent (macvlan,
 ipvlan). Each reads as the spec's steps: the plugin's config module says what is asked,
-links/parents and links/container do the kernel's part, the IPAM is called through one seam
-(ipam_call.py). What is a plugin's own (its config, how its link is made and checked, how its
-result's routes are shaped) it gives in a ``LinkPlugin``.
+links/parents and links/container do the kernel's part, the IPAM is called through the core's one
+seam (cni/delegate.py: exec'd, or our host-local in this process). What is a plugin's own (its
+config, how its link is made and checked, how its result's routes are shaped) it gives in a
+``LinkPlugin``.
 
 ADD is all or nothing: every step that changed the node pushes its undo, and any failure runs the
 undos (IPAM DEL, link deleted, parent released) before the error is printed. DEL releases the IPAM
@@ -13,16 +14,17 @@ when it has no IPAM (chained after another plugin).
 
 from __future__ import annotations
 
-from ..cni import faults
-from ..cni.errors import INTERNAL, INVALID_CONFIG, CNIError
-from ..cni.request import Request, valid_attachments
-from ..cni.result import Interface, Result, parse, render
+from cni import faults
+from cni.delegate import Delegate
+from cni.errors import INTERNAL, INVALID_CONFIG, CNIError
+from cni.request import Request, valid_attachments
+from cni.result import Interface, Result, parse, render
+
 from ..links import parents
 from ..links.container import Container, delete_link_at
 from ..links.netlink import Link, Netlink
 from . import config
 from .config import LinkConf
-from .ipam_call import Ipam
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,7 +92,7 @@ def _ipam_best_effort(req: Request, ipam_type: str, command: str) -> CNIError | 
     if not ipam_type:
         return None
     try:
-        Ipam(req, ipam_type).run(command)
+        Delegate(req, ipam_type).run(command)
     except CNIError as e:
         return e
     return None
@@ -115,7 +117,7 @@ class Verbs:
     def add(self, req: Request) -> Result:
         conf = self.plugin.load(req)
         chained = self._chained(conf, req)
-        ipam = Ipam(req, conf.ipam_type) if conf.ipam_type else None
+        ipam = Delegate(req, conf.ipam_type) if conf.ipam_type else None
         if ipam is not None:
             ipam.precheck()
         undo: list[Undo] = []
@@ -170,7 +172,7 @@ class Verbs:
     def check(self, req: Request) -> None:
         conf = self.plugin.load(req)
         if conf.ipam_type:
-            Ipam(req, conf.ipam_type).run("CHECK")
+            Delegate(req, conf.ipam_type).run("CHECK")
         if not conf.prev:
             raise CNIError(INTERNAL, self.plugin.words["prev_missing"])
         prev = parse(conf.prev, req.version)
@@ -190,7 +192,7 @@ class Verbs:
     def status(self, req: Request) -> None:
         conf = config.load_teardown(req)
         if conf.ipam_type:
-            Ipam(req, conf.ipam_type).run("STATUS")
+            Delegate(req, conf.ipam_type).run("STATUS")
 
     def gc(self, req: Request) -> None:
         valid = valid_attachments(req.config)

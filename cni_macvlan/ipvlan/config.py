@@ -11,16 +11,17 @@ prevResult's single interface, as upstream.
 
 from __future__ import annotations
 
+from cni import cniargs
+from cni.errors import INTERNAL, CNIError
+from cni.result import parse
+
 from ..attach import config as common
 from ..attach.config import LinkConf
-from ..cni import cniargs
-from ..cni.errors import INTERNAL, CNIError
-from ..cni.result import parse
 from ..links.netlink import IPVLAN_FLAGS, IPVLAN_MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..cni.request import Request
+    from cni.request import Request
 
 CNI_ARGS_KEYS = frozenset({"IP"})  # for the IPAM; an ipvlan has its parent's MAC
 

@@ -10,17 +10,18 @@ and each family with an address gets a default route over the device (Docker's i
 
 from __future__ import annotations
 
-from .. import __version__
+from cni import skel
+from cni.errors import INTERNAL, CNIError
+from cni.result import Route
+
 from ..attach.verbs import LinkPlugin, Verbs
-from ..cni import skel
-from ..cni.errors import INTERNAL, CNIError
-from ..cni.result import Route
 from . import config
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from cni.result import Result
+
     from ..attach.config import LinkConf
-    from ..cni.result import Result
     from ..links.container import Container
     from ..links.netlink import Link, Netlink
 
@@ -62,4 +63,4 @@ def _shape(conf: LinkConf, result: Result) -> None:
 
 
 IPVLAN = LinkPlugin("ipvlan", config.load, _create, _check, _shape, chained=True, words=WORDS)
-PLUGIN = skel.Plugin("ipvlan", __version__, Verbs(IPVLAN).table())
+PLUGIN = skel.Plugin("ipvlan", Verbs(IPVLAN).table())

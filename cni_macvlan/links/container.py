@@ -15,9 +15,10 @@ import errno
 import os
 import time
 
-from ..cni.errors import INTERNAL, INVALID_CONFIG, INVALID_ENVIRONMENT, CNIError
-from ..cni.ip import format_ip, parse_cidr, parse_ip
-from ..cni.result import Result
+from cni.errors import INTERNAL, INVALID_CONFIG, INVALID_ENVIRONMENT, CNIError
+from cni.ip import format_ip, parse_cidr, parse_ip
+from cni.result import Result
+
 from .netlink import (
     IF_OPER_UP,
     IFA_F_DADFAILED,

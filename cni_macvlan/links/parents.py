@@ -25,8 +25,9 @@ from __future__ import annotations
 import errno
 import os
 
-from ..cni import faults, jsonio, log, statefile
-from ..cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, CNIError
+from cni import faults, jsonio, log, statefile
+from cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, CNIError
+
 from .netlink import IFF_LOOPBACK, Link, NetlinkError
 
 TYPE_CHECKING = False

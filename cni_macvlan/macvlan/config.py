@@ -11,17 +11,18 @@ verbs in one named step (attach/verbs.py, ``_master``) and by ``links/parents.ac
 
 from __future__ import annotations
 
+from cni import cniargs
+from cni.keys import get
+
 from ..attach import config as common
 from ..attach.config import LinkConf, invalid
-from ..cni import cniargs
-from ..cni.keys import get
 from ..links.netlink import MACVLAN_MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..cni.request import Request
+    from cni.request import Request
 
 # IP= is for the IPAM; the macvlan plugin accepts it so that CNI_ARGS can carry both
 CNI_ARGS_KEYS = frozenset({"MAC", "IP"})

@@ -4,15 +4,16 @@ upstream's words when CHECK finds something else."""
 
 from __future__ import annotations
 
-from .. import __version__
+from cni import skel
+
 from ..attach.verbs import LinkPlugin, Verbs
-from ..cni import skel
 from . import config
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from cni.result import Result
+
     from ..attach.config import LinkConf
-    from ..cni.result import Result
     from ..links.container import Container
     from ..links.netlink import Link, Netlink
 
@@ -34,4 +35,4 @@ def _check(ct: Container, ifname: str, conf: LinkConf, mac: str, prev: Result) -
 
 
 MACVLAN = LinkPlugin("macvlan", config.load, _create, _check)
-PLUGIN = skel.Plugin("macvlan", __version__, Verbs(MACVLAN).table())
+PLUGIN = skel.Plugin("macvlan", Verbs(MACVLAN).table())
