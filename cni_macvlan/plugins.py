@@ -6,8 +6,8 @@ files, the modules each plugin runs), ``make install`` (through what the build m
 
 # name -> the module whose PLUGIN it runs, then the modules it may run in-process (IN_PROCESS)
 PLUGINS: dict[str, tuple[str, ...]] = {
-    "macvlan": ("cni_macvlan.macvlan.plugin", "ipam.plugin"),
-    "ipvlan": ("cni_macvlan.ipvlan.plugin", "ipam.plugin"),
+    "macvlan": ("cni_macvlan.macvlan", "ipam.plugin"),
+    "ipvlan": ("cni_macvlan.ipvlan", "ipam.plugin"),
     "host-local": ("ipam.plugin",),
 }
 

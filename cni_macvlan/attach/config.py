@@ -2,7 +2,7 @@
 
 ``master`` (the parent, planned by Docker's rules in links/parents.plan), ``mtu``, ``linkInContainer``,
 ``ipam``, ``dns``, ``stateDir`` (the parents' record), ``prevResult``. A plugin's own config module
-(macvlan/config.py, ipvlan/config.py) reads its keys and these, in the order its upstream
+(macvlan.py, ipvlan.py) reads its keys and these, in the order its upstream
 reads them, each through one of these functions; ``finish`` makes the checks that need the whole
 config. Every mistake is a CNIError (code 7) naming the key, the value and the fix.
 

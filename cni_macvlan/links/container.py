@@ -27,14 +27,11 @@ from .netlink import (
     Netlink,
     NetlinkError,
     NetNS,
+    NewLink,
     RouteEntry,
     read_sysctl,
     write_sysctl,
 )
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 DAD_TIMEOUT = 5.0
 DAD_POLL = 0.05
@@ -94,39 +91,15 @@ class Container:
             raise CNIError(INVALID_CONFIG, f'master "{name}" not found in the container\'s namespace', 'fix "master"')
         return link
 
-    def create_macvlan(
-        self, creator: Netlink | None, parent: Link, ifname: str, mode: str, mtu: int, mac: str, bcqueuelen: int
-    ) -> Link:
-        """The macvlan on ``parent``, inside the container, named ``ifname``. ``creator``: a socket in
-        the parent's namespace (the node's), or None when the parent is the container's own."""
-
-        def request(nl: Netlink, tmp: str, netns_fd: int) -> None:
-            nl.create_macvlan(tmp, parent.index, mode, netns_fd, mtu=mtu, mac=mac, bcqueuelen=bcqueuelen)
-
-        return self._create("macvlan", creator, parent, ifname, request, mode)
-
-    def create_ipvlan(self, creator: Netlink | None, parent: Link, ifname: str, mode: str, flag: str, mtu: int) -> Link:
-        """The ipvlan on ``parent``, inside the container, named ``ifname`` (as create_macvlan)."""
-
-        def request(nl: Netlink, tmp: str, netns_fd: int) -> None:
-            nl.create_ipvlan(tmp, parent.index, mode, flag, netns_fd, mtu=mtu)
-
-        return self._create("ipvlan", creator, parent, ifname, request, mode)
-
-    def _create(
-        self,
-        kind: str,
-        creator: Netlink | None,
-        parent: Link,
-        ifname: str,
-        request: Callable[[Netlink, str, int], None],
-        mode: str,
-    ) -> Link:
-        tmp = temporary_name()
+    def create_link(self, creator: Netlink | None, parent: Link, ifname: str, new: NewLink) -> Link:
+        """The link ``new`` on ``parent``, inside the container, named ``ifname``: one RTM_NEWLINK from
+        ``creator`` (a socket in the parent's namespace, the node's; None when the parent is the
+        container's own) under a temporary name, then renamed here."""
+        tmp, kind = temporary_name(), new.kind
         try:
-            request(creator or self.nl, tmp, -1 if creator is None else self.fd)
+            (creator or self.nl).create_link(tmp, new, parent.index, -1 if creator is None else self.fd)
         except NetlinkError as e:
-            hint = _create_hint(kind, e.errno or 0, parent, mode)
+            hint = _create_hint(kind, e.errno or 0, parent, new.mode)
             msg = f"failed to create {kind}: {e.strerror}"
             raise CNIError(INTERNAL, f"{msg}: {hint}" if hint else msg) from None
         link = self.nl.get_link(tmp)

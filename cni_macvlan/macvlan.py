@@ -1,22 +1,25 @@
-"""What a macvlan network config means: its own keys and the shared ones, every rule that needs no
-kernel, in one place.
+"""The macvlan plugin, in one place: what its network config means, the link it makes on the parent
+(bridge, private, vepa, passthru; a MAC of its own), and upstream's words when CHECK finds something
+else. The shared verbs (attach/verbs.py) drive it.
 
-Rule of membership: pure. The request in, a ``NetConf`` out with everything a verb needs already
-checked (the parent plan by Docker's rules, the state directory, the IPAM's type, the CNI_ARGS
-pairs, the MAC by upstream's precedence), or a CNIError that names the key, the value and the fix
-(code 7; code 4 for CNI_ARGS). The keys macvlan shares with ipvlan are read by attach/config.py;
-what only the kernel can tell (does ``master`` exist, is it a loopback, its MTU) is checked by the
-verbs in one named step (attach/verbs.py, ``_master``) and by ``links/parents.acquire``.
+Config: pure. The request in, a ``NetConf`` out with everything a verb needs already checked (the
+parent plan by Docker's rules, the state directory, the IPAM's type, the CNI_ARGS pairs, the MAC by
+upstream's precedence), or a CNIError that names the key, the value and the fix (code 7; code 4 for
+CNI_ARGS). The keys macvlan shares with ipvlan are read by attach/config.py; what only the kernel
+can tell (does ``master`` exist, is it a loopback, its MTU) is checked by the verbs in one named
+step (attach/verbs.py, ``_master``) and by ``links/parents.acquire``.
 """
 
 from __future__ import annotations
 
-from cni import cniargs
+from cni import cniargs, skel
 from cni.keys import get
 
-from ..attach import config as common
-from ..attach.config import LinkConf, invalid
-from ..links.netlink import MACVLAN_MODES
+from .attach import config as common
+from .attach.config import LinkConf, invalid
+from .attach.verbs import LinkPlugin, Verbs
+from .links import netlink
+from .links.netlink import MACVLAN_MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,3 +85,24 @@ def load(req: Request) -> NetConf:
     conf.dns = common.dns(config)
     common.finish(conf, config)
     return conf
+
+
+class Macvlan(LinkPlugin):
+    kind = "macvlan"
+    words = {
+        **LinkPlugin.words,
+        "not_found": "container Interface name in prevResult: {ifname} not found",
+        "not_kind": "error: Container interface {ifname} not of type macvlan",
+        "mode": "container macvlan mode {have} does not match expected value: {want}",
+        "mac": "interface {ifname} Mac {mac} doesn't match container Mac: {have}",
+    }
+
+    def load(self, req: Request) -> NetConf:
+        return load(req)
+
+    def new_link(self, conf: LinkConf) -> netlink.NewLink:
+        assert isinstance(conf, NetConf)
+        return netlink.macvlan(conf.mode, conf.mtu, conf.mac, conf.bcqueuelen)
+
+
+PLUGIN = skel.Plugin("macvlan", Verbs(Macvlan()).table())
