@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from cni import cniargs, skel
 from cni.errors import INTERNAL, CNIError
+from cni.keys import fields
 from cni.result import Route, parse
 
 from .attach import config as common
@@ -47,21 +48,25 @@ class IpvlanConf(LinkConf):
         self.flag = "bridge"
 
 
+KEYS = (*common.KEYS, "flag")
+
+
 def load(req: Request) -> IpvlanConf:
     """The config of an ADD or CHECK, checked."""
     config = req.config
     cniargs.parse(req.args, CNI_ARGS_KEYS)
+    found = fields(config, KEYS)
     conf = IpvlanConf(config["name"])
-    conf.master = common.master(config)
-    conf.mode = common.choice(config, "mode", "l2", IPVLAN_MODES, "ipvlan")
-    conf.flag = common.choice(config, "flag", "bridge", IPVLAN_FLAGS, "ipvlan")
-    conf.mtu = common.mtu(config)
-    conf.link_in_container = common.link_in_container(config)
-    conf.ipam_type = common.ipam_type(config)
-    conf.dns = common.dns(config)
+    conf.master = common.master(found.get("master"))
+    conf.mode = common.choice("mode", found.get("mode"), "l2", IPVLAN_MODES, "ipvlan")
+    conf.flag = common.choice("flag", found.get("flag"), "bridge", IPVLAN_FLAGS, "ipvlan")
+    conf.mtu = common.mtu(found.get("mtu"))
+    conf.link_in_container = common.link_in_container(found.get("linkInContainer", False))
+    conf.ipam_type = common.ipam_type(found.get("ipam"))
+    conf.dns = common.dns(found.get("dns"))
     if not conf.master and req.command == "ADD" and config.get("prevResult"):
         conf.master = _chained_master(config["prevResult"], req.version)
-    common.finish(conf, config)
+    common.finish(conf, config, found.get("stateDir"))
     return conf
 
 

@@ -13,7 +13,7 @@ step (attach/verbs.py, ``_master``) and by ``links/parents.acquire``.
 from __future__ import annotations
 
 from cni import cniargs, skel
-from cni.keys import get
+from cni.keys import fields, get
 
 from .attach import config as common
 from .attach.config import LinkConf, invalid
@@ -60,31 +60,39 @@ class NetConf(LinkConf):
         self.bcqueuelen = 0
 
 
+KEYS = (*common.KEYS, "bcqueuelen", "mac", "runtimeConfig")
+
+
 def load(req: Request) -> NetConf:
     """The config of an ADD or CHECK, checked."""
     config = req.config
     cni_args = cniargs.parse(req.args, CNI_ARGS_KEYS)
+    found = fields(config, KEYS)
     conf = NetConf(config["name"])
-    conf.master = common.master(config)
-    conf.mode = common.choice(config, "mode", "bridge", MACVLAN_MODES, "macvlan")
-    conf.mtu = common.mtu(config)
-    conf.bcqueuelen = common.integer(config, "bcqueuelen", 0, 2**32 - 1)
-    conf.link_in_container = common.link_in_container(config)
-
-    # MAC: runtimeConfig.mac over CNI_ARGS MAC= over the config's mac (upstream's precedence)
-    mac = get(config, "mac")
-    if mac:
-        conf.mac = parse_mac(mac, "mac")
-    if cni_args.get("MAC"):
-        conf.mac = parse_mac(cni_args["MAC"], "CNI_ARGS MAC")
-    runtime = get(config, "runtimeConfig") or {}
-    if isinstance(runtime, dict) and get(runtime, "mac"):
-        conf.mac = parse_mac(get(runtime, "mac"), "runtimeConfig.mac")
-
-    conf.ipam_type = common.ipam_type(config)
-    conf.dns = common.dns(config)
-    common.finish(conf, config)
+    conf.master = common.master(found.get("master"))
+    conf.mode = common.choice("mode", found.get("mode"), "bridge", MACVLAN_MODES, "macvlan")
+    conf.mtu = common.mtu(found.get("mtu"))
+    conf.bcqueuelen = common.integer("bcqueuelen", found.get("bcqueuelen"), 0, 2**32 - 1)
+    conf.link_in_container = common.link_in_container(found.get("linkInContainer", False))
+    conf.mac = mac(found.get("mac"), cni_args.get("MAC"), found.get("runtimeConfig"))
+    conf.ipam_type = common.ipam_type(found.get("ipam"))
+    conf.dns = common.dns(found.get("dns"))
+    common.finish(conf, config, found.get("stateDir"))
     return conf
+
+
+def mac(config_mac: Any, args_mac: str | None, runtime: Any) -> str:
+    """The MAC: runtimeConfig.mac over CNI_ARGS MAC= over the config's ``mac`` (upstream's precedence),
+    each checked when given."""
+    chosen = ""
+    if config_mac:
+        chosen = parse_mac(config_mac, "mac")
+    if args_mac:
+        chosen = parse_mac(args_mac, "CNI_ARGS MAC")
+    runtime_mac = get(runtime, "mac") if isinstance(runtime, dict) else None
+    if runtime_mac:
+        chosen = parse_mac(runtime_mac, "runtimeConfig.mac")
+    return chosen
 
 
 class Macvlan(LinkPlugin):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from cni import faults
 from cni.delegate import Delegate
-from cni.errors import INTERNAL, INVALID_CONFIG, CNIError
+from cni.errors import INTERNAL, CNIError
 from cni.request import Request, valid_attachments
 from cni.result import Interface, Result, parse, render
 
@@ -73,8 +73,7 @@ def _master(conf: LinkConf, node: Netlink, ct: Container, att: parents.Attachmen
         master = parents.acquire(node, store, conf.parent, att)
         undo.append(lambda: _release_parent(store, att))
         faults.step("parent-acquired")
-    if conf.mtu > master.mtu:
-        raise CNIError(INVALID_CONFIG, f"invalid MTU {conf.mtu}, must be [0, master MTU({master.mtu})]")
+    config.fits_master(conf.mtu, master.mtu)
     return master
 
 
