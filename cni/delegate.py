@@ -19,6 +19,7 @@ import sys
 
 from . import jsonio, log
 from .errors import INTERNAL, CNIError
+from .ip import AddressError
 from .result import Result, parse
 
 TYPE_CHECKING = False
@@ -196,4 +197,15 @@ class Delegate:
             log.debug(f"ipam {command}: {self.kind} in-process ({self.executable} is this build)")
             return self.local.call(command, self.req, self._conf)
         log.debug(f"ipam {command}: exec {self.executable}")
-        return invoke(self.executable, command, child_env(self.req), self.req.stdin, self.req.version)
+        env = child_env(self.req)
+        try:
+            return invoke(self.executable, command, env, self.req.stdin, self.req.version)
+        except AddressError:
+            # an ADD's result whose addresses can't be read: what the delegate reserved is released
+            # (DEL, best effort) before the error, as after any failure that follows its ADD
+            if command == "ADD":
+                try:
+                    invoke(self.executable, "DEL", env, self.req.stdin, self.req.version)
+                except CNIError:
+                    pass
+            raise

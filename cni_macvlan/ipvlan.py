@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from cni.result import Result
 
 CNI_ARGS_KEYS = frozenset({"IP"})  # for the IPAM; an ipvlan has its parent's MAC
-DEFAULT_ROUTE = {4: "0.0.0.0/0", 6: "::/0"}
 
 
 class IpvlanConf(LinkConf):
@@ -107,13 +106,13 @@ class Ipvlan(LinkPlugin):
         """L3 and L3S: no gateway, routes over the device, a default route per family."""
         if conf.mode == "l2":
             return
-        families = sorted({6 if ":" in ip.address else 4 for ip in result.ips})
+        families = sorted({ip.family for ip in result.ips})
         for ipc in result.ips:
-            ipc.gateway = ""
-        routes = [Route(r.dst, "", r.extra) for r in result.routes]
+            ipc.gateway = None
+        routes = [Route(r.family, r.dst, r.dst_len, None, r.extra) for r in result.routes]
         for family in families:
-            if not any(r.dst == DEFAULT_ROUTE[family] for r in routes):
-                routes.append(Route(DEFAULT_ROUTE[family]))
+            if not any(r.family == family and r.dst == 0 and r.dst_len == 0 for r in routes):
+                routes.append(Route(family, 0, 0))  # the default route, over the device
         result.routes = routes
 
 

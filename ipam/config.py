@@ -14,7 +14,7 @@ import os
 
 from cni import versions
 from cni.errors import INVALID_CONFIG, CNIError
-from cni.ip import AddressError, parse_cidr, parse_ip, parse_ip_or_cidr
+from cni.ip import AddressError, parse_ip_or_cidr
 from cni.keys import directory, fields, get
 from cni.result import Route
 
@@ -149,15 +149,14 @@ def _routes(value: Any) -> list[Route]:
         dst = found.get("dst")
         if not isinstance(dst, str):
             raise _invalid(f'{key} must be an object with a "dst" CIDR, got {obj!r}')
+        gw = found.get("gw") or ""
         try:
-            family, _, _ = parse_cidr(dst)
-            gw = found.get("gw") or ""
-            if gw and parse_ip(gw)[0] != family:
-                raise _invalid(f"{key}: gw {gw} is not of the family of dst {dst}")
+            route = Route.text(dst, gw, {k: found[k] for k in ROUTE_KEYS[2:] if found.get(k) is not None})
         except AddressError as e:
             raise _invalid(f"{key}: {e}") from None
-        extra = {k: found[k] for k in ROUTE_KEYS[2:] if found.get(k) is not None}
-        routes.append(Route(dst, gw, extra))
+        if route.gw is not None and route.gw[0] != route.family:
+            raise _invalid(f"{key}: gw {gw} is not of the family of dst {dst}")
+        routes.append(route)
     return routes
 
 

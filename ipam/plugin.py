@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from cni import cniargs, skel
 from cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
-from cni.ip import format_ip, parse_cidr
+from cni.ip import format_ip
 from cni.request import Request, valid_attachments
 from cni.result import IPConfig, Result, parse
 
 from . import config as ipam_config
 from . import stores
-from .allocator import Allocation, AllocationError, allocate
+from .allocator import AllocationError, allocate
 from .config import StoreConfig
 from .dns import parse_resolv_conf, read_resolv_conf
 from .store import Store
@@ -72,11 +72,10 @@ def cmd_add(req: Request, conf: ipam_config.IPAMConfig | None = None) -> Result:
         raise stores.cni_error(e, store.where) from None
     finally:
         store.close()
-    ips = [IPConfig(a.address, a.gateway_ip) for a in allocations]
-    return Result(ips=ips, routes=conf.routes, dns=dns)
+    return Result(ips=allocations, routes=conf.routes, dns=dns)
 
 
-def _allocate_all(store: Store, conf: ipam_config.IPAMConfig, cid: str, ifname: str) -> list[Allocation]:
+def _allocate_all(store: Store, conf: ipam_config.IPAMConfig, cid: str, ifname: str) -> list[IPConfig]:
     """One address per range set; on any failure release what this call reserved, then raise."""
     # Match requested addresses to range sets first, so a request that can't be honoured fails
     # before anything is reserved (upstream reserves, then releases, and moves last_reserved_ip).
@@ -94,7 +93,7 @@ def _allocate_all(store: Store, conf: ipam_config.IPAMConfig, cid: str, ifname: 
             f"failed to allocate all requested IPs: {listed}",
             "a requested address must lie inside a range (between its start and end) of a range set, one per range set",
         )
-    done: list[Allocation] = []
+    done: list[IPConfig] = []
     try:
         for index, rs in enumerate(conf.range_sets):
             try:
@@ -149,12 +148,11 @@ def cmd_check(req: Request, conf: ipam_config.IPAMConfig | None = None) -> None:
     prev = req.config.get("prevResult")
     if isinstance(prev, dict):
         for ipc in parse(prev, req.version).ips:
-            family, value, _ = parse_cidr(ipc.address)
-            in_ours = any(rs.contains(family, value) for rs in conf.range_sets)
-            if in_ours and (family, value) not in leased:
+            in_ours = any(rs.contains(ipc.family, ipc.value) for rs in conf.range_sets)
+            if in_ours and (ipc.family, ipc.value) not in leased:
                 raise CNIError(
                     INTERNAL,
-                    f"host-local: address {format_ip(family, value)} in prevResult is not leased to "
+                    f"host-local: address {format_ip(ipc.family, ipc.value)} in prevResult is not leased to "
                     f"container {req.container_id} ifname {req.ifname}",
                 )
 

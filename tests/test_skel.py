@@ -18,7 +18,7 @@ CONF = {"cniVersion": "1.0.0", "name": "mynet", "type": "test"}
 
 
 def echo_add(req):
-    return Result(ips=[IPConfig("10.0.0.2/24", "10.0.0.1")])
+    return Result(ips=[IPConfig.text("10.0.0.2/24", "10.0.0.1")])
 
 
 def boom(req):

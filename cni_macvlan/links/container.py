@@ -16,7 +16,7 @@ import os
 import time
 
 from cni.errors import INTERNAL, INVALID_CONFIG, INVALID_ENVIRONMENT, CNIError
-from cni.ip import format_ip, parse_cidr, parse_ip
+from cni.ip import format_ip
 from cni.result import Result
 
 from .netlink import (
@@ -128,7 +128,7 @@ class Container:
         """Sysctls, addresses, up, DAD wait (only with an IPv6 gateway) and routes, as upstream's
         ipam.ConfigureIface and the sysctls its macvlan and ipvlan set before it."""
         ifname = link.name
-        has_v6 = any(":" in ip.address for ip in result.ips)
+        has_v6 = any(ip.family == 6 for ip in result.ips)
         with NetNS(self.fd):  # /proc/sys/net is the namespace of whoever opens it
             _sysctl(f"net/ipv4/conf/{ifname}/arp_notify", "1")
             _sysctl(f"net/ipv6/conf/{ifname}/ndisc_notify", "1")
@@ -136,13 +136,12 @@ class Container:
                 _enable_ipv6(ifname)
         gateways: dict[int, int] = {}
         for ipc in result.ips:
-            family, value, prefix = parse_cidr(ipc.address)
             try:
-                self.nl.add_address(link.index, family, value, prefix)
+                self.nl.add_address(link.index, ipc.family, ipc.value, ipc.prefix)
             except NetlinkError as e:
                 raise CNIError(INTERNAL, f'failed to add IP addr {ipc.address} to "{ifname}": {e.strerror}') from None
-            if ipc.gateway and family not in gateways:
-                gateways[family] = parse_ip(ipc.gateway)[1]
+            if ipc.gateway is not None and ipc.family not in gateways:
+                gateways[ipc.family] = ipc.gateway[1]
         self.nl.set_up(link.index)
         if 6 in gateways:
             try:
@@ -151,15 +150,15 @@ class Container:
                 e.msg = f'failed to settle addresses for "{ifname}": {e.msg}'
                 raise
         for route in result.routes:
-            family, dst, dst_len = parse_cidr(route.dst)
-            gw = parse_ip(route.gw)[1] if route.gw else gateways.get(family)
+            family = route.family
+            gw = route.gw[1] if route.gw is not None else gateways.get(family)
             extra = route.extra
             try:
                 self.nl.add_route(
                     link.index,
                     family,
-                    dst,
-                    dst_len,
+                    route.dst,
+                    route.dst_len,
                     gw,
                     priority=int(extra.get("priority") or 0),
                     table=int(extra.get("table") or 0),
@@ -171,7 +170,7 @@ class Container:
                 if e.errno == errno.EEXIST:  # this very route exists (the kernel made it for the address)
                     continue
                 via = format_ip(family, gw) if gw is not None else "<nil>"
-                msg = f"failed to add route '{route.dst} via {via} dev {ifname}': {e.strerror}"
+                msg = f"failed to add route '{route.dst_text} via {via} dev {ifname}': {e.strerror}"
                 raise CNIError(INTERNAL, msg) from None
 
     def _settle_addresses(self, link: Link) -> None:
@@ -235,23 +234,26 @@ class Container:
         for ipc in prev.ips:
             if ipc.interface is not None and ipc.interface != 0:
                 continue
-            if parse_cidr(ipc.address) not in have:
+            if (ipc.family, ipc.value, ipc.prefix) not in have:
                 raise CNIError(INTERNAL, f"Failed to match addr {ipc.address} on interface {link.name}")
 
     def _check_routes(self, link: Link, prev: Result) -> None:
         tables: dict[int, list[RouteEntry]] = {}  # one dump per family, not one per route
         for route in prev.routes:
-            family, dst, dst_len = parse_cidr(route.dst)
-            gw = parse_ip(route.gw)[1] if route.gw else None
+            family = route.family
+            gw = route.gw[1] if route.gw is not None else None
             if family not in tables:
                 tables[family] = self.nl.routes(family)
             found = any(
-                r.dst == dst and r.dst_len == dst_len and r.oif == link.index and (gw is None or r.gateway == gw)
+                r.dst == route.dst
+                and r.dst_len == route.dst_len
+                and r.oif == link.index
+                and (gw is None or r.gateway == gw)
                 for r in tables[family]
             )
             if not found:
-                via = f" via {route.gw}" if route.gw else ""
-                raise CNIError(INTERNAL, f"Failed to match route {route.dst}{via} on interface {link.name}")
+                via = f" via {route.gw_text}" if route.gw is not None else ""
+                raise CNIError(INTERNAL, f"Failed to match route {route.dst_text}{via} on interface {link.name}")
 
 
 def delete_link_at(path: str, ifname: str) -> None:
