@@ -143,13 +143,8 @@ def dns(value: Any) -> dict[str, Any]:
 
 def finish(conf: LinkConf, config: dict[str, Any], state: Any) -> None:
     """The checks that need the whole config: the parent plan (links/parents.plan: on the node, by
-    Docker's rules; with linkInContainer, an interface of the container's as it is, or its default
-    route's when master is omitted, as upstream: nothing is created there), the state directory; and
+    Docker's rules, or the container's interface with linkInContainer), the state directory; and
     prevResult kept. ``state``: the stateDir key's value."""
-    if conf.link_in_container:
-        parents.check_length(conf.master)
-        conf.parent = parents.ParentSpec(conf.master, "link")
-    else:
-        conf.parent = parents.plan(conf.master, conf.name)
+    conf.parent = parents.plan(conf.master, conf.name, conf.link_in_container)
     conf.state_dir = state_dir(state)
     conf.prev = config.get("prevResult")
