@@ -5,7 +5,7 @@ PYTHON ?= /usr/bin/python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PREFIX ?= /opt/cni/bin
-SOURCES := $(shell find cni_macvlan ipam cni_install -name '*.py') build.spec launcher/cni-macvlan.c $(wildcard launcher/*.py)
+SOURCES := $(shell find cni cni_macvlan ipam cni_install -name '*.py') build.spec launcher/cni-macvlan.c $(wildcard launcher/*.py)
 # the release's other files (tools/release.py stage)
 RELEASE_FILES := launcher/install.sh launcher/cni-macvlan-zygote.service tools/release.py
 # archives are dated with the commit (reproducible builds: two builds of a commit give the same bytes)

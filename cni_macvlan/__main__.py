@@ -9,7 +9,7 @@ build's identity (a runtime never passes arguments, so this reads no stdin and n
 import os
 import sys
 
-from cni_macvlan.plugins import PLUGINS
+from cni_macvlan.plugins import IN_PROCESS, PLUGINS
 
 
 def version_line(name: str) -> str:
@@ -40,14 +40,20 @@ def main() -> None:
             " (or: cni-macvlan --version | zygote | install)\n"
         )
         sys.exit(2)
-    from cni_macvlan.cni import skel
+    from cni import skel
+    from cni_macvlan import __version__
 
+    local = {kind: module for kind, module in IN_PROCESS.items() if module in PLUGINS[name][1:]}
+    if local:  # the delegates this plugin may run in-process (host-local itself delegates nothing)
+        from cni import delegate
+
+        delegate.IN_PROCESS.update(local)
     plugin = __import__(PLUGINS[name][0], fromlist=["PLUGIN"]).PLUGIN
     if debug:
         import time
 
         sys.stderr.write(f"cni-macvlan: start-up {time.process_time() * 1000:.1f} ms cpu, {len(sys.modules)} modules\n")
-    skel.main(plugin)
+    skel.main(plugin, __version__)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@ Read by the entry point (``__main__``), the build (build.spec: the fast layout's
 files, the modules each plugin runs), ``make install`` (through what the build made) and the tests.
 """
 
-# name -> the module whose PLUGIN it runs, then the modules it may run in-process (the link
-# plugins run our host-local in their own process: attach/ipam_call.py)
+# name -> the module whose PLUGIN it runs, then the modules it may run in-process (IN_PROCESS)
 PLUGINS: dict[str, tuple[str, ...]] = {
-    "macvlan": ("cni_macvlan.macvlan.plugin", "ipam.plugin"),
-    "ipvlan": ("cni_macvlan.ipvlan.plugin", "ipam.plugin"),
+    "macvlan": ("cni_macvlan.macvlan", "ipam.plugin"),
+    "ipvlan": ("cni_macvlan.ipvlan", "ipam.plugin"),
     "host-local": ("ipam.plugin",),
 }
+
+# The delegates a plugin of this program runs in its own process when CNI_PATH's executable of that
+# type is this very build (cni/delegate.py): type -> the module with its load_config and call.
+IN_PROCESS: dict[str, str] = {"host-local": "ipam.plugin"}

@@ -8,7 +8,8 @@ upstream tests pin them.
 
 from __future__ import annotations
 
-from cni_macvlan.cni.ip import format_cidr, format_ip
+from cni.ip import format_ip
+from cni.result import IPConfig
 
 from .ranges import Exclusions, Range, RangeSet, round_robin
 from .store import Store, of_attachment
@@ -18,22 +19,9 @@ class AllocationError(Exception):
     pass
 
 
-class Allocation:
-    __slots__ = ("family", "gateway", "prefix", "value")
-
-    def __init__(self, r: Range, value: int) -> None:
-        self.family = r.family
-        self.value = value
-        self.prefix = r.prefix
-        self.gateway = r.gateway
-
-    @property
-    def address(self) -> str:
-        return format_cidr(self.family, self.value, self.prefix)
-
-    @property
-    def gateway_ip(self) -> str:
-        return format_ip(self.family, self.gateway)
+def _allocation(r: Range, value: int) -> IPConfig:
+    """The address as the result carries it, typed: with its subnet's prefix and its range's gateway."""
+    return IPConfig(r.family, value, r.prefix, (r.family, r.gateway))
 
 
 def allocate(
@@ -44,7 +32,7 @@ def allocate(
     ifname: str,
     exclude: Exclusions,
     requested: tuple[int, int] | None = None,
-) -> Allocation:
+) -> IPConfig:
     """Reserve one address of ``rs`` for (container_id, ifname) in ``store``."""
     if requested is not None:
         family, value = requested
@@ -57,13 +45,13 @@ def allocate(
             raise AllocationError(f"requested ip {format_ip(family, value)} is excluded by the ipam exclude list")
         if not store.reserve(container_id, ifname, family, value, range_id):
             raise AllocationError(f"requested IP address {format_ip(family, value)} is not available in range set {rs}")
-        return Allocation(r, value)
+        return _allocation(r, value)
 
     leases = store.leases()
     for lease in of_attachment(leases, container_id, ifname):
         r = rs.range_for(lease.family, lease.value)
         if r is not None and store.repeat_add_returns_lease:
-            return Allocation(r, lease.value)
+            return _allocation(r, lease.value)
         if r is not None:
             raise AllocationError(
                 f"{format_ip(lease.family, lease.value)} has been allocated to {container_id}, "
@@ -81,12 +69,12 @@ def allocate(
             deferred.append((r, value))
             continue
         if store.reserve(container_id, ifname, r.family, value, range_id):
-            return Allocation(r, value)
+            return _allocation(r, value)
         if store.spread_on_conflict:
             skip = conflict_skip(container_id, ifname, value)
     for r, value in deferred:  # what was skipped comes last, so that a set is full only when it is
         if store.reserve(container_id, ifname, r.family, value, range_id):
-            return Allocation(r, value)
+            return _allocation(r, value)
     raise AllocationError(f"no IP addresses available in range set: {rs}")
 
 

@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import os
 
-from cni_macvlan.cni import versions
-from cni_macvlan.cni.errors import INVALID_CONFIG, CNIError
-from cni_macvlan.cni.ip import AddressError, parse_cidr, parse_ip, parse_ip_or_cidr
-from cni_macvlan.cni.keys import directory, get
-from cni_macvlan.cni.result import Route
+from cni import versions
+from cni.errors import INVALID_CONFIG, CNIError
+from cni.ip import AddressError, parse_ip_or_cidr
+from cni.keys import directory, fields, get
+from cni.result import Route
 
-from .ranges import Exclusions, RangeError, RangeSet, parse_range_set
+from .ranges import RANGE_KEYS, Exclusions, RangeError, RangeSet, parse_range_set
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
-LEGACY_RANGE_KEYS = ("subnet", "rangeStart", "rangeEnd", "gateway", "ipRange")
+# the ipam keys load() reads in one pass: the legacy single range (a range's keys, in ipam itself) and
+# the rest (dataDir and store have readers of their own, which DEL and GC use too)
+IPAM_KEYS = (*RANGE_KEYS, "ranges", "exclude", "routes", "resolvConf")
+ROUTE_KEYS = ("dst", "gw", "mtu", "advmss", "priority", "table", "scope")
 DEFAULT_ETCD_PREFIX = "/cni-macvlan"
 TLS_KEYS = ("certFile", "keyFile", "trustedCAFile")
 DEFAULT_KUBE_NAMESPACE = "kube-system"
@@ -115,19 +118,16 @@ def _string_list(value: Any, key: str) -> list[str]:
     return value
 
 
-def _requested_ips(config: dict[str, Any], cni_args: dict[str, str]) -> list[tuple[int, int]]:
+def _requested_ips(args: Any, runtime: dict[str, Any], cni_args: dict[str, str]) -> list[tuple[int, int]]:
     """CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips, all of them, as upstream host-local; an address asked
     for in several (Multus passes a pod's ``ips`` as both args.cni.ips and runtimeConfig.ips) counts once."""
     sources: list[tuple[str, str]] = []
     if cni_args.get("IP"):
         sources.append(("CNI_ARGS IP", cni_args["IP"]))
-    args = get(config, "args") or {}
     cni = get(args, "cni") if isinstance(args, dict) else None
     if isinstance(cni, dict):
         sources.extend(("args.cni.ips", ip) for ip in _string_list(get(cni, "ips"), "args.cni.ips"))
-    runtime = get(config, "runtimeConfig") or {}
-    if isinstance(runtime, dict):
-        sources.extend(("runtimeConfig.ips", ip) for ip in _string_list(get(runtime, "ips"), "runtimeConfig.ips"))
+    sources.extend(("runtimeConfig.ips", ip) for ip in _string_list(runtime.get("ips"), "runtimeConfig.ips"))
     requested = []
     for key, text in sources:
         try:
@@ -147,18 +147,18 @@ def _routes(value: Any) -> list[Route]:
     routes = []
     for i, obj in enumerate(value):
         key = f"ipam.routes[{i}]"
-        dst = get(obj, "dst") if isinstance(obj, dict) else None
+        found = fields(obj, ROUTE_KEYS) if isinstance(obj, dict) else {}
+        dst = found.get("dst")
         if not isinstance(dst, str):
             raise _invalid(f'{key} must be an object with a "dst" CIDR, got {obj!r}')
+        gw = found.get("gw") or ""
         try:
-            family, _, _ = parse_cidr(dst)
-            gw = get(obj, "gw") or ""
-            if gw and parse_ip(gw)[0] != family:
-                raise _invalid(f"{key}: gw {gw} is not of the family of dst {dst}")
+            route = Route.text(dst, gw, {k: found[k] for k in ROUTE_KEYS[2:] if found.get(k) is not None})
         except AddressError as e:
             raise _invalid(f"{key}: {e}") from None
-        extra = {k: get(obj, k) for k in ("mtu", "advmss", "priority", "table", "scope") if get(obj, k) is not None}
-        routes.append(Route(dst, gw, extra))
+        if route.gw is not None and route.gw[0] != route.family:
+            raise _invalid(f"{key}: gw {gw} is not of the family of dst {dst}")
+        routes.append(route)
     return routes
 
 
@@ -271,19 +271,22 @@ def load(config: dict[str, Any], cni_args: dict[str, str], version: str) -> IPAM
             f'name "{conf.name[:40]}...": {len(conf.name.encode())} bytes, at most {MAX_NAME_BYTES}',
             f"it names the lease directory in {conf.data_dir}",
         )
-    conf.requested = _requested_ips(config, cni_args)
+    top = fields(config, ("args", "runtimeConfig"))
+    runtime = top.get("runtimeConfig")
+    runtime = fields(runtime, ("ips", "ipRanges")) if isinstance(runtime, dict) else {}
+    conf.requested = _requested_ips(top.get("args"), runtime, cni_args)
 
+    found = fields(ipam, IPAM_KEYS)
     raw_sets: list[tuple[str, Any]] = []
-    runtime = get(config, "runtimeConfig") or {}
-    if isinstance(runtime, dict) and get(runtime, "ipRanges"):
-        ip_ranges = get(runtime, "ipRanges")
+    ip_ranges = runtime.get("ipRanges")
+    if ip_ranges:
         if not isinstance(ip_ranges, list):
             raise _invalid(f"runtimeConfig.ipRanges must be a list of range sets, got {ip_ranges!r}")
         raw_sets.extend((f"runtimeConfig.ipRanges[{i}]", rs) for i, rs in enumerate(ip_ranges))
-    if get(ipam, "subnet"):
-        legacy = {k: get(ipam, k) for k in LEGACY_RANGE_KEYS if get(ipam, k)}
+    if found.get("subnet"):
+        legacy = {k: found[k] for k in RANGE_KEYS if found.get(k)}
         raw_sets.append(("ipam (subnet)", [legacy]))
-    ranges = get(ipam, "ranges")
+    ranges = found.get("ranges")
     if ranges is not None:
         if not isinstance(ranges, list):
             raise _invalid(f"ipam.ranges must be a list of range sets (lists of ranges), got {ranges!r}")
@@ -313,11 +316,11 @@ def load(config: dict[str, Any], cni_args: dict[str, str], version: str) -> IPAM
                     f"{conf.sources[i]} ({a}) and {conf.sources[j]} ({conf.range_sets[j]})",
                 )
     try:
-        conf.exclude = Exclusions.parse(get(ipam, "exclude"))
+        conf.exclude = Exclusions.parse(found.get("exclude"))
     except RangeError as e:
         raise _invalid(f"ipam.{e}") from None
-    conf.routes = _routes(get(ipam, "routes"))
-    resolv = get(ipam, "resolvConf") or ""
+    conf.routes = _routes(found.get("routes"))
+    resolv = found.get("resolvConf") or ""
     if not isinstance(resolv, str):
         raise _invalid(f"ipam.resolvConf must be a file path, got {resolv!r}")
     conf.resolv_conf = resolv

@@ -18,9 +18,9 @@ import os
 import stat
 from fcntl import LOCK_UN, flock
 
-from cni_macvlan.cni import faults
-from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
-from cni_macvlan.cni.statefile import check_private, lock_exclusive, open_regular, write_atomic, write_new
+from cni import faults
+from cni.ip import AddressError, format_ip, parse_ip
+from cni.statefile import check_private, lock_exclusive, open_regular, write_atomic, write_new
 
 from .store import Lease, Store, lease_content, parse_lease
 

@@ -18,7 +18,7 @@ for the disk store.
 
 from __future__ import annotations
 
-from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
+from cni.ip import AddressError, format_ip, parse_ip
 
 from .etcd_client import Client, Refused, Unavailable, b64, prefix_end, unb64
 from .store import Lease, Store, StoreRefused, StoreUnavailable, lease_content, parse_lease

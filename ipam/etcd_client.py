@@ -20,7 +20,7 @@ import binascii
 import sys
 import time
 
-from cni_macvlan.cni import jsonio
+from cni import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

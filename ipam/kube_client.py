@@ -28,7 +28,7 @@ import os
 import sys
 import time
 
-from cni_macvlan.cni import jsonio
+from cni import jsonio
 
 from . import kubeyaml
 

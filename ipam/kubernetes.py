@@ -25,7 +25,7 @@ store's verbs over ipam/kube_client.py.
 
 from __future__ import annotations
 
-from cni_macvlan.cni.ip import AddressError, format_ip, parse_ip
+from cni.ip import AddressError, format_ip, parse_ip
 
 from .kube_client import Client, Refused, Unavailable
 from .store import Lease, Store, StoreRefused, StoreUnavailable

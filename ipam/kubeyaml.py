@@ -12,7 +12,7 @@ flow collections that are not JSON) is refused with its line number, never guess
 
 from __future__ import annotations
 
-from cni_macvlan.cni import jsonio
+from cni import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -7,16 +7,15 @@ the error is printed.
 
 from __future__ import annotations
 
-from cni_macvlan import __version__
-from cni_macvlan.cni import cniargs, skel
-from cni_macvlan.cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
-from cni_macvlan.cni.ip import format_ip, parse_cidr
-from cni_macvlan.cni.request import Request, valid_attachments
-from cni_macvlan.cni.result import IPConfig, Result, parse
+from cni import cniargs, skel
+from cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
+from cni.ip import format_ip
+from cni.request import Request, valid_attachments
+from cni.result import IPConfig, Result, parse
 
 from . import config as ipam_config
 from . import stores
-from .allocator import Allocation, AllocationError, allocate
+from .allocator import AllocationError, allocate
 from .config import StoreConfig
 from .dns import parse_resolv_conf, read_resolv_conf
 from .store import Store
@@ -73,11 +72,10 @@ def cmd_add(req: Request, conf: ipam_config.IPAMConfig | None = None) -> Result:
         raise stores.cni_error(e, store.where) from None
     finally:
         store.close()
-    ips = [IPConfig(a.address, a.gateway_ip) for a in allocations]
-    return Result(ips=ips, routes=conf.routes, dns=dns)
+    return Result(ips=allocations, routes=conf.routes, dns=dns)
 
 
-def _allocate_all(store: Store, conf: ipam_config.IPAMConfig, cid: str, ifname: str) -> list[Allocation]:
+def _allocate_all(store: Store, conf: ipam_config.IPAMConfig, cid: str, ifname: str) -> list[IPConfig]:
     """One address per range set; on any failure release what this call reserved, then raise."""
     # Match requested addresses to range sets first, so a request that can't be honoured fails
     # before anything is reserved (upstream reserves, then releases, and moves last_reserved_ip).
@@ -95,7 +93,7 @@ def _allocate_all(store: Store, conf: ipam_config.IPAMConfig, cid: str, ifname: 
             f"failed to allocate all requested IPs: {listed}",
             "a requested address must lie inside a range (between its start and end) of a range set, one per range set",
         )
-    done: list[Allocation] = []
+    done: list[IPConfig] = []
     try:
         for index, rs in enumerate(conf.range_sets):
             try:
@@ -150,12 +148,11 @@ def cmd_check(req: Request, conf: ipam_config.IPAMConfig | None = None) -> None:
     prev = req.config.get("prevResult")
     if isinstance(prev, dict):
         for ipc in parse(prev, req.version).ips:
-            family, value, _ = parse_cidr(ipc.address)
-            in_ours = any(rs.contains(family, value) for rs in conf.range_sets)
-            if in_ours and (family, value) not in leased:
+            in_ours = any(rs.contains(ipc.family, ipc.value) for rs in conf.range_sets)
+            if in_ours and (ipc.family, ipc.value) not in leased:
                 raise CNIError(
                     INTERNAL,
-                    f"host-local: address {format_ip(family, value)} in prevResult is not leased to "
+                    f"host-local: address {format_ip(ipc.family, ipc.value)} in prevResult is not leased to "
                     f"container {req.container_id} ifname {req.ifname}",
                 )
 
@@ -209,9 +206,9 @@ VERBS = {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "GC": cmd_gc, "STAT
 
 
 def call(command: str, req: Request, conf: ipam_config.IPAMConfig | None = None) -> Result | None:
-    """A verb run in-process for a link plugin (cni_macvlan/attach/ipam_call.py), with the
-    config it already parsed, if any."""
+    """A verb run in-process for a link plugin (cni/delegate.py, IN_PROCESS), with the config it
+    already read (load_config), if any."""
     return VERBS[command](req, conf)
 
 
-PLUGIN = skel.Plugin("host-local", __version__, VERBS)
+PLUGIN = skel.Plugin("host-local", VERBS)

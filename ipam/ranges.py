@@ -11,7 +11,7 @@ window to a CIDR inside the subnet; allocation then starts at its first usable a
 
 from __future__ import annotations
 
-from cni_macvlan.cni.ip import (
+from cni.ip import (
     AddressError,
     format_cidr,
     format_ip,
@@ -20,12 +20,15 @@ from cni_macvlan.cni.ip import (
     parse_cidr,
     parse_ip,
 )
-from cni_macvlan.cni.keys import get
+from cni.keys import fields
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
+
+
+RANGE_KEYS = ("subnet", "rangeStart", "rangeEnd", "gateway", "ipRange")
 
 
 class RangeError(ValueError):
@@ -79,7 +82,8 @@ def parse_range(obj: Any) -> Range:
     """One range object ({subnet, rangeStart, rangeEnd, gateway, ipRange}) in canonical form."""
     if not isinstance(obj, dict):
         raise RangeError(f"a range must be an object with a subnet, got {obj!r}")
-    subnet_text = get(obj, "subnet")
+    found = fields(obj, RANGE_KEYS)
+    subnet_text = found.get("subnet")
     if not subnet_text:
         raise RangeError('range has no subnet: add "subnet": "<network>/<prefix>"')
     try:
@@ -100,8 +104,8 @@ def parse_range(obj: Any) -> Range:
     last = last_address(family, net, prefix)
     start, end = net + 1, last - 1 if family == 4 else last
 
-    ip_range = get(obj, "ipRange")
-    range_start, range_end, gateway_text = get(obj, "rangeStart"), get(obj, "rangeEnd"), get(obj, "gateway")
+    ip_range = found.get("ipRange")
+    range_start, range_end, gateway_text = found.get("rangeStart"), found.get("rangeEnd"), found.get("gateway")
     if ip_range:
         if range_start or range_end:
             raise RangeError(f"range {subnet}: use either ipRange or rangeStart/rangeEnd, not both")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from cni_macvlan.cni.errors import IO_FAILURE, NOT_AVAILABLE, TRY_AGAIN_LATER, CNIError
+from cni.errors import IO_FAILURE, NOT_AVAILABLE, TRY_AGAIN_LATER, CNIError
 
 from .config import StoreConfig
 from .disk import DiskStore

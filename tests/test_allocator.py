@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cni_macvlan.cni.ip import parse_ip
+from cni.ip import parse_ip
 from ipam.allocator import AllocationError, allocate
 from ipam.ranges import Exclusions, RangeSet, parse_range_set
 from tests.support.memstore import MemStore
@@ -86,7 +86,7 @@ def test_allocates_in_a_round_robin_fashion_after_release() -> None:
 def test_allocates_the_requested_ip() -> None:
     store, rs = mkalloc()
     got = allocate(store, rs, "0", "ID", "eth0", NONE, parse_ip("192.168.1.5"))
-    assert (got.address, got.gateway_ip) == ("192.168.1.5/29", "192.168.1.1")
+    assert (got.address, got.gateway_text) == ("192.168.1.5/29", "192.168.1.1")
 
 
 def test_fails_when_the_requested_ip_is_allocated() -> None:

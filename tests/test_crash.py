@@ -1,6 +1,6 @@
 """kill -9 in the middle of an ADD, on the host lane (an existing master; the VM lane adds the steps
 that create parents, tests/test_vm_parents.py). The plugin stops itself at a named step
-(``CNI_MACVLAN_CRASH_AT``, cni_macvlan/cni/faults.py), exactly as SIGKILL from outside would stop it.
+(``CNI_MACVLAN_CRASH_AT``, cni/faults.py), exactly as SIGKILL from outside would stop it.
 
 Whatever a crash leaves, no store file is ever half-written, the next DEL of the same attachment
 leaves no link, no lease and no temporary file, and GC brings the store back in line with the

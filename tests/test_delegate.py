@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cni_macvlan.cni import delegate
-from cni_macvlan.cni.errors import CNIError
+from cni import delegate
+from cni.errors import CNIError
+from cni.ip import AddressError
+from cni.request import Request
 from tests.support.configs import ipam_conf
 from tests.support.layouts import dist_executable, upstream_plugin
 from tests.support.runners import cni_env, json_bytes
@@ -80,3 +82,19 @@ def test_the_delegate_gets_the_verb_environment_and_whole_config(tmp_path: Path)
         "1.0.0",
     )
     assert result is not None and result.dns == {"domain": "ADD-net1"}
+
+
+def test_an_add_result_whose_addresses_cant_be_read_is_released_before_the_error(tmp_path: Path) -> None:
+    """Addresses are read once, where the result is parsed (cni/result.py): a delegate's ADD result that
+    can't be read still gets its DEL, as any failure after the IPAM's ADD does, so no lease is left."""
+    calls = tmp_path / "calls"
+    script = tmp_path / "badaddr"
+    script.write_text(
+        f'#!/bin/sh\ncat >/dev/null\necho "$CNI_COMMAND" >> {calls}\n'
+        'if [ "$CNI_COMMAND" = ADD ]; then printf \'{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.300/24"}]}\'; fi\n'
+    )
+    script.chmod(0o755)
+    req = Request("ADD", {"cniVersion": "1.0.0", "name": "n"}, "1.0.0", b"{}", "c1", "/x", "eth0", "", (str(tmp_path),))
+    with pytest.raises(AddressError):
+        delegate.Delegate(req, "badaddr").run("ADD")
+    assert calls.read_text().split() == ["ADD", "DEL"]

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cni_macvlan.cni import skel
-from cni_macvlan.cni.errors import CNIError
-from cni_macvlan.cni.request import Request
-from cni_macvlan.macvlan import config as macvlan_config
+from cni import skel
+from cni.errors import CNIError
+from cni.request import Request
+from cni_macvlan import macvlan
 from ipam.plugin import PLUGIN as HOST_LOCAL
 
 KNOWN_CODES = {1, 2, 3, 4, 5, 6, 7, 11, 50, 999}
@@ -152,7 +152,7 @@ def test_macvlan_config_is_accepted_or_refused_with_a_config_error(
 ) -> None:
     raw_args = ";".join(f"{key}={value}" for key, value in args.items())
     try:
-        conf = macvlan_config.load(Request("ADD", config, "1.1.0", args=raw_args))
+        conf = macvlan.load(Request("ADD", config, "1.1.0", args=raw_args))
         spec = conf.parent
     except CNIError as e:
         assert e.code == 7 and e.msg

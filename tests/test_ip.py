@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cni_macvlan.cni.ip import (
+from cni.ip import (
     AddressError,
     format_ip,
     last_address,

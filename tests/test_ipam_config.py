@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from cni_macvlan.cni.errors import INVALID_CONFIG, CNIError
-from cni_macvlan.cni.ip import format_ip, parse_ip
+from cni.errors import INVALID_CONFIG, CNIError
+from cni.ip import format_ip, parse_ip
 from ipam.config import load
 
 

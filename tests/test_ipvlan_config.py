@@ -1,4 +1,4 @@
-"""The ipvlan plugin's config (cni_macvlan/ipvlan/config.py): pure, no kernel. Upstream's keys and
+"""The ipvlan plugin's config (cni_macvlan/ipvlan.py): pure, no kernel. Upstream's keys and
 words, Docker's flag, the parents' plan shared with macvlan, chained use."""
 
 from __future__ import annotations
@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from cni_macvlan.cni.errors import CNIError
-from cni_macvlan.cni.request import Request
-from cni_macvlan.ipvlan import config
+from cni.errors import CNIError
+from cni.request import Request
+from cni_macvlan import ipvlan
 from cni_macvlan.links.parents import dummy_name
 
 
-def load(args: str = "", command: str = "ADD", **keys: Any) -> config.IpvlanConf:
+def load(args: str = "", command: str = "ADD", **keys: Any) -> ipvlan.IpvlanConf:
     net = {"cniVersion": "1.0.0", "name": "net", "type": "ipvlan", **keys}
-    return config.load(Request(command, net, "1.0.0", args=args))
+    return ipvlan.load(Request(command, net, "1.0.0", args=args))
 
 
 def test_defaults_and_the_shared_parent_plan() -> None:

@@ -9,7 +9,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cni_macvlan.cni.ip import parse_ip
+from cni.ip import parse_ip
 from ipam.allocator import SPREAD, allocate, conflict_skip
 from ipam.kubernetes import (
     attachment_label,

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from cni_macvlan.cni import statefile
-from cni_macvlan.cni.errors import CNIError
+from cni import statefile
+from cni.errors import CNIError
 from cni_macvlan.links import parents
 from ipam.plugin import PLUGIN as HOST_LOCAL
 from tests.support.configs import ipam_conf

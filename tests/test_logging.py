@@ -27,6 +27,15 @@ def test_a_log_file_from_the_config(host_local: Runner, data_dir: Path, tmp_path
     assert oct(logfile.stat().st_mode & 0o777) == "0o600"
 
 
+def test_the_log_keys_are_found_as_every_config_key_is(host_local: Runner, data_dir: Path, tmp_path: Path) -> None:
+    """Go's rule (cni/keys.py): an exact match first, else a key equal to it ignoring case."""
+    logfile = tmp_path / "cni.log"
+    host_local("ADD", conf(data_dir, LogFile=str(logfile), LOGLEVEL="error"), container_id="c1").ok()
+    assert logfile.read_text() == "", "an info line is below the error level"
+    host_local("ADD", conf(data_dir, LogFile=str(logfile), LOGLEVEL="info"), container_id="c2").ok()
+    assert "INFO" in logfile.read_text()
+
+
 def test_the_environment_wins_and_a_level_filters(host_local: Runner, data_dir: Path, tmp_path: Path) -> None:
     from_env, from_conf = tmp_path / "env.log", tmp_path / "conf.log"
     config = conf(data_dir, logFile=str(from_conf))

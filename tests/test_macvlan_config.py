@@ -1,4 +1,4 @@
-"""The macvlan plugin's config (cni_macvlan/macvlan/config.py): pure, no kernel. What each key means,
+"""The macvlan plugin's config (cni_macvlan/macvlan.py): pure, no kernel. What each key means,
 upstream's precedence for the MAC, Docker's parent plan, and an error naming the key for each
 mistake; DEL, GC and STATUS read only what they need."""
 
@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
+from cni.errors import CNIError
+from cni.request import Request
+from cni_macvlan import macvlan
 from cni_macvlan.attach.config import load_teardown
-from cni_macvlan.cni.errors import CNIError
-from cni_macvlan.cni.request import Request
 from cni_macvlan.links.parents import dummy_name
-from cni_macvlan.macvlan import config
 
 
-def load(args: str = "", **keys: Any) -> config.NetConf:
-    return config.load(
+def load(args: str = "", **keys: Any) -> macvlan.NetConf:
+    return macvlan.load(
         Request("ADD", {"cniVersion": "1.0.0", "name": "net", "type": "macvlan", **keys}, "1.0.0", args=args)
     )
 

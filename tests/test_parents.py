@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cni_macvlan.cni.errors import CNIError
+from cni.errors import CNIError
 from cni_macvlan.links import parents
 from cni_macvlan.links.netlink import IFF_UP, Link, NetlinkError
 
@@ -98,6 +98,15 @@ def test_plan(master: str, kind: str, base: str, vid: int) -> None:
 def test_names_longer_than_15_are_refused() -> None:
     with pytest.raises(CNIError, match="at most 15 characters"):
         parents.plan("enp129s0f1np1.50", "n")
+    with pytest.raises(CNIError, match="at most 15 characters"):
+        parents.plan("enp129s0f1np1.50", "n", in_container=True)
+
+
+@pytest.mark.parametrize("master", ["eth0.50", "", "net1"])
+def test_in_the_container_master_names_an_interface_as_it_is(master: str) -> None:
+    """linkInContainer: nothing is created in the container, so no VLAN or dummy is planned."""
+    spec = parents.plan(master, "n", in_container=True)
+    assert (spec.name, spec.kind, spec.base, spec.vid) == (master, "link", "", 0)
 
 
 @pytest.mark.parametrize("master", ["eth0.0", "eth0.4095", "eth0.5000", "eth0.x", "eth0.-1"])

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cni_macvlan.cni.ip import format_ip, parse_ip
+from cni.ip import format_ip, parse_ip
 from ipam.ranges import Exclusions, RangeError, RangeSet, parse_range, parse_range_set, round_robin
 
 

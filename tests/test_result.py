@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cni_macvlan.cni.errors import CNIError
-from cni_macvlan.cni.result import Interface, IPConfig, Result, Route, parse, render
+from cni.errors import CNIError
+from cni.result import Interface, IPConfig, Result, Route, parse, render
 from tests.support.cni_schema import validate_result
 from tests.support.layouts import ALL_VERSIONS
 
@@ -14,11 +14,15 @@ def full() -> Result:
     return Result(
         interfaces=[Interface("eth0", "c2:11:22:33:44:55", "/var/run/netns/x")],
         ips=[
-            IPConfig("10.1.2.2/24", "10.1.2.1", 0),
-            IPConfig("10.1.3.2/24", "10.1.3.1", 0),
-            IPConfig("2001:db8:1::2/64", "2001:db8:1::1", 0),
+            IPConfig.text("10.1.2.2/24", "10.1.2.1", 0),
+            IPConfig.text("10.1.3.2/24", "10.1.3.1", 0),
+            IPConfig.text("2001:db8:1::2/64", "2001:db8:1::1", 0),
         ],
-        routes=[Route("0.0.0.0/0"), Route("::/0", "2001:db8:1::1"), Route("192.168.0.0/16", "10.1.2.254")],
+        routes=[
+            Route.text("0.0.0.0/0"),
+            Route.text("::/0", "2001:db8:1::1"),
+            Route.text("192.168.0.0/16", "10.1.2.254"),
+        ],
         dns={"nameservers": ["192.0.2.3"], "search": [], "domain": ""},
     )
 
@@ -68,7 +72,7 @@ def test_1_x_prints_every_object_s_keys_in_byte_order_as_libcni_1_2_does(version
     assert list(out) == ["cniVersion", "dns", "interfaces", "ips", "routes"]
     assert list(out["interfaces"][0]) == ["mac", "name", "sandbox"]
     assert list(out["ips"][0]) == ["address", "gateway", "interface"]
-    empty = render(Result(ips=[IPConfig("10.0.0.2/24")]), version)
+    empty = render(Result(ips=[IPConfig.text("10.0.0.2/24")]), version)
     assert empty == {"cniVersion": version, "ips": [{"address": "10.0.0.2/24"}]}
 
 
@@ -79,7 +83,9 @@ def test_an_l2_result_cannot_be_rendered_as_0_1_or_0_2(version: str) -> None:
 
 
 def test_routes_keep_the_1_1_fields_only_in_1_x() -> None:
-    r = Result(ips=[IPConfig("10.0.0.2/24")], routes=[Route("0.0.0.0/0", "10.0.0.1", {"priority": 100, "mtu": 1400})])
+    r = Result(
+        ips=[IPConfig.text("10.0.0.2/24")], routes=[Route.text("0.0.0.0/0", "10.0.0.1", {"priority": 100, "mtu": 1400})]
+    )
     assert render(r, "1.1.0")["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.0.0.1", "mtu": 1400, "priority": 100}]
     assert render(r, "0.4.0")["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from cni_macvlan.cni import cniargs, skel
-from cni_macvlan.cni.errors import CNIError
-from cni_macvlan.cni.result import IPConfig, Result
+from cni import cniargs, skel
+from cni.errors import CNIError
+from cni.result import IPConfig, Result
 from tests.support.cni_schema import validate_error
 from tests.support.layouts import ALL_VERSIONS
 from tests.support.runners import cni_env
@@ -18,7 +18,7 @@ CONF = {"cniVersion": "1.0.0", "name": "mynet", "type": "test"}
 
 
 def echo_add(req):
-    return Result(ips=[IPConfig("10.0.0.2/24", "10.0.0.1")])
+    return Result(ips=[IPConfig.text("10.0.0.2/24", "10.0.0.1")])
 
 
 def boom(req):
@@ -27,14 +27,13 @@ def boom(req):
 
 PLUGIN = skel.Plugin(
     "test",
-    "9.9",
     {"ADD": echo_add, "DEL": lambda r: None, "CHECK": lambda r: None, "GC": boom, "STATUS": lambda r: None},
 )
 
 
 def call(env: dict[str, str], conf: object = CONF) -> tuple[int, Any, str]:
     stdin = conf if isinstance(conf, bytes) else json.dumps(conf).encode()
-    code, out, err = skel.handle(PLUGIN, env, stdin)
+    code, out, err = skel.handle(PLUGIN, env, stdin, "9.9")
     data = json.loads(out) if out else None
     if code:
         assert data is not None
@@ -45,7 +44,7 @@ def call(env: dict[str, str], conf: object = CONF) -> tuple[int, Any, str]:
 def test_no_command_prints_the_about_line_on_stderr() -> None:
     code, out, err = call({})
     assert (code, out) == (0, None)
-    assert "CNI test plugin" in err and "0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0" in err
+    assert "CNI test plugin v9.9 (cni-macvlan)" in err and "0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0" in err
 
 
 @pytest.mark.parametrize("asked", ["0.4.0", "", "9.9.9", "garbage"])

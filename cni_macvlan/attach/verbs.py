@@ -1,8 +1,9 @@
 """The CNI verbs of a plugin that attaches a container through one link on a parent (macvlan,
-ipvlan). Each reads as the spec's steps: the plugin's config module says what is asked,
-links/parents and links/container do the kernel's part, the IPAM is called through one seam
-(ipam_call.py). What is a plugin's own (its config, how its link is made and checked, how its
-result's routes are shaped) it gives in a ``LinkPlugin``.
+ipvlan). Each reads as the spec's steps: the plugin says what is asked (its config, its link),
+links/parents and links/container do the kernel's part, the IPAM is called through the core's one
+seam (cni/delegate.py: exec'd, or our host-local in this process). What is a plugin's own (its
+config, how its link is made and checked, how its result's routes are shaped) it gives in a
+``LinkPlugin``: its one module (macvlan.py, ipvlan.py) subclasses it.
 
 ADD is all or nothing: every step that changed the node pushes its undo, and any failure runs the
 undos (IPAM DEL, link deleted, parent released) before the error is printed. DEL releases the IPAM
@@ -13,16 +14,17 @@ when it has no IPAM (chained after another plugin).
 
 from __future__ import annotations
 
-from ..cni import faults
-from ..cni.errors import INTERNAL, INVALID_CONFIG, CNIError
-from ..cni.request import Request, valid_attachments
-from ..cni.result import Interface, Result, parse, render
+from cni import faults
+from cni.delegate import Delegate
+from cni.errors import INTERNAL, CNIError
+from cni.request import Request, valid_attachments
+from cni.result import Interface, Result, parse, render
+
 from ..links import parents
 from ..links.container import Container, delete_link_at
-from ..links.netlink import Link, Netlink
+from ..links.netlink import Link, Netlink, NewLink
 from . import config
 from .config import LinkConf
-from .ipam_call import Ipam
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,34 +35,32 @@ if TYPE_CHECKING:
 
 
 class LinkPlugin:
-    """What is a link plugin's own. ``load``: its config (attach/config.LinkConf and its keys).
-    ``create(ct, creator, master, ifname, conf)``: its link in the container (``creator``: the node's
-    socket, or None when the parent is the container's). ``check(ct, ifname, conf, mac, prev)``.
-    ``shape(conf, result)``: the routes it installs (Docker's ipvlan L3: a default route over the
-    device, no gateway). ``chained``: with no IPAM, addresses come from prevResult. ``words``: its
-    upstream's messages (prev_missing, sandbox)."""
+    """What is a link plugin's own, for the verbs below that drive it; a plugin's module subclasses
+    it (macvlan.py, ipvlan.py). ``kind``: the link it makes (and CHECK expects). ``load``: its config,
+    checked (attach/config.LinkConf and its keys). ``new_link``: what RTM_NEWLINK creates for that
+    config. ``check_link``: what CHECK compares beyond kind, mode, MAC, addresses and routes.
+    ``shape``: the routes it installs (Docker's ipvlan L3: a default route over the device, no
+    gateway). ``chained``: with no IPAM, addresses come from prevResult. ``words``: its upstream's
+    messages (prev_missing, sandbox, and Container.check's not_found, not_kind, mode, mac)."""
 
-    def __init__(
-        self,
-        name: str,
-        load: Callable[[Request], LinkConf],
-        create: Callable[[Container, Netlink | None, Link, str, LinkConf], Link],
-        check: Callable[[Container, str, LinkConf, str, Result], None],
-        shape: Callable[[LinkConf, Result], None] | None = None,
-        chained: bool = False,
-        words: dict[str, str] | None = None,
-    ) -> None:
-        self.name = name
-        self.load = load
-        self.create = create
-        self.check = check
-        self.shape = shape
-        self.chained = chained
-        self.words = {
-            "prev_missing": "required prevResult missing",
-            "sandbox": "sandbox in prevResult {have} doesn't match configured netns: {want}",
-            **(words or {}),
-        }
+    kind = ""
+    chained = False
+    words = {
+        "prev_missing": "required prevResult missing",
+        "sandbox": "sandbox in prevResult {have} doesn't match configured netns: {want}",
+    }
+
+    def load(self, req: Request) -> LinkConf:
+        raise NotImplementedError
+
+    def new_link(self, conf: LinkConf) -> NewLink:
+        raise NotImplementedError
+
+    def check_link(self, link: Link, conf: LinkConf) -> None:
+        return None
+
+    def shape(self, conf: LinkConf, result: Result) -> None:
+        return None
 
 
 def _master(conf: LinkConf, node: Netlink, ct: Container, att: parents.Attachment, undo: list[Undo]) -> Link:
@@ -73,8 +73,7 @@ def _master(conf: LinkConf, node: Netlink, ct: Container, att: parents.Attachmen
         master = parents.acquire(node, store, conf.parent, att)
         undo.append(lambda: _release_parent(store, att))
         faults.step("parent-acquired")
-    if conf.mtu > master.mtu:
-        raise CNIError(INVALID_CONFIG, f"invalid MTU {conf.mtu}, must be [0, master MTU({master.mtu})]")
+    config.fits_master(conf.mtu, master.mtu)
     return master
 
 
@@ -90,7 +89,7 @@ def _ipam_best_effort(req: Request, ipam_type: str, command: str) -> CNIError | 
     if not ipam_type:
         return None
     try:
-        Ipam(req, ipam_type).run(command)
+        Delegate(req, ipam_type).run(command)
     except CNIError as e:
         return e
     return None
@@ -115,7 +114,7 @@ class Verbs:
     def add(self, req: Request) -> Result:
         conf = self.plugin.load(req)
         chained = self._chained(conf, req)
-        ipam = Ipam(req, conf.ipam_type) if conf.ipam_type else None
+        ipam = Delegate(req, conf.ipam_type) if conf.ipam_type else None
         if ipam is not None:
             ipam.precheck()
         undo: list[Undo] = []
@@ -123,7 +122,8 @@ class Verbs:
             try:
                 with Netlink() as node:
                     master = _master(conf, node, ct, (conf.name, req.container_id, req.ifname), undo)
-                    link = self.plugin.create(ct, None if conf.link_in_container else node, master, req.ifname, conf)
+                    creator = None if conf.link_in_container else node
+                    link = ct.create_link(creator, master, req.ifname, self.plugin.new_link(conf))
                 undo.append(lambda: ct.delete(req.ifname))
                 faults.step("link-created")
 
@@ -139,8 +139,7 @@ class Verbs:
                     for ipc in addresses.ips:
                         ipc.interface = 0
                     result.ips, result.routes, result.dns = addresses.ips, addresses.routes, addresses.dns
-                    if self.plugin.shape is not None:
-                        self.plugin.shape(conf, result)
+                    self.plugin.shape(conf, result)
                     ct.configure(link, result)
                 else:
                     ct.set_up(link)  # L2 only
@@ -170,7 +169,7 @@ class Verbs:
     def check(self, req: Request) -> None:
         conf = self.plugin.load(req)
         if conf.ipam_type:
-            Ipam(req, conf.ipam_type).run("CHECK")
+            Delegate(req, conf.ipam_type).run("CHECK")
         if not conf.prev:
             raise CNIError(INTERNAL, self.plugin.words["prev_missing"])
         prev = parse(conf.prev, req.version)
@@ -185,12 +184,13 @@ class Verbs:
             else:
                 with Netlink() as node:
                     parents.require(node, conf.parent.name)
-            self.plugin.check(ct, req.ifname, conf, iface.mac, prev)
+            link = ct.check(req.ifname, self.plugin.kind, conf.mode, iface.mac, prev, self.plugin.words)
+            self.plugin.check_link(link, conf)
 
     def status(self, req: Request) -> None:
         conf = config.load_teardown(req)
         if conf.ipam_type:
-            Ipam(req, conf.ipam_type).run("STATUS")
+            Delegate(req, conf.ipam_type).run("STATUS")
 
     def gc(self, req: Request) -> None:
         valid = valid_attachments(req.config)

@@ -1,12 +1,4 @@
-"""The CNI protocol core every plugin stands on: the request (environment and stdin), versions,
-results, errors, CNI_ARGS, IP math, JSON, config keys, delegation, the skeleton, the log, the state
-files' primitive and the crash points.
-
-Rules of membership, for this package and every module of ours on the exec path:
-- nothing here knows about macvlan or address allocation, and nothing imports a third-party package;
-- every module is on the exec path of every plugin call, so each imports only C built-ins and small
-  stdlib modules (docs/design.md, "What stays off the exec path");
-- no module reads the environment at import time: a zygote's child (launcher/_cni_zygote.py) gets
-  its environment after our modules were loaded, so each run reads it when it starts (skel.handle,
-  log.start, faults.step).
+"""The core's old place, kept only for launcher/ (its installer and zygote import ``faults``,
+``jsonio`` and ``statefile`` from here, and build into the frozen program): the CNI core is the
+top-level package ``cni``. Remove once launcher/ imports ``cni``.
 """

@@ -15,9 +15,10 @@ import errno
 import os
 import time
 
-from ..cni.errors import INTERNAL, INVALID_CONFIG, INVALID_ENVIRONMENT, CNIError
-from ..cni.ip import format_ip, parse_cidr, parse_ip
-from ..cni.result import Result
+from cni.errors import INTERNAL, INVALID_CONFIG, INVALID_ENVIRONMENT, CNIError
+from cni.ip import format_ip
+from cni.result import Result
+
 from .netlink import (
     IF_OPER_UP,
     IFA_F_DADFAILED,
@@ -26,14 +27,11 @@ from .netlink import (
     Netlink,
     NetlinkError,
     NetNS,
+    NewLink,
     RouteEntry,
     read_sysctl,
     write_sysctl,
 )
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 DAD_TIMEOUT = 5.0
 DAD_POLL = 0.05
@@ -93,39 +91,15 @@ class Container:
             raise CNIError(INVALID_CONFIG, f'master "{name}" not found in the container\'s namespace', 'fix "master"')
         return link
 
-    def create_macvlan(
-        self, creator: Netlink | None, parent: Link, ifname: str, mode: str, mtu: int, mac: str, bcqueuelen: int
-    ) -> Link:
-        """The macvlan on ``parent``, inside the container, named ``ifname``. ``creator``: a socket in
-        the parent's namespace (the node's), or None when the parent is the container's own."""
-
-        def request(nl: Netlink, tmp: str, netns_fd: int) -> None:
-            nl.create_macvlan(tmp, parent.index, mode, netns_fd, mtu=mtu, mac=mac, bcqueuelen=bcqueuelen)
-
-        return self._create("macvlan", creator, parent, ifname, request, mode)
-
-    def create_ipvlan(self, creator: Netlink | None, parent: Link, ifname: str, mode: str, flag: str, mtu: int) -> Link:
-        """The ipvlan on ``parent``, inside the container, named ``ifname`` (as create_macvlan)."""
-
-        def request(nl: Netlink, tmp: str, netns_fd: int) -> None:
-            nl.create_ipvlan(tmp, parent.index, mode, flag, netns_fd, mtu=mtu)
-
-        return self._create("ipvlan", creator, parent, ifname, request, mode)
-
-    def _create(
-        self,
-        kind: str,
-        creator: Netlink | None,
-        parent: Link,
-        ifname: str,
-        request: Callable[[Netlink, str, int], None],
-        mode: str,
-    ) -> Link:
-        tmp = temporary_name()
+    def create_link(self, creator: Netlink | None, parent: Link, ifname: str, new: NewLink) -> Link:
+        """The link ``new`` on ``parent``, inside the container, named ``ifname``: one RTM_NEWLINK from
+        ``creator`` (a socket in the parent's namespace, the node's; None when the parent is the
+        container's own) under a temporary name, then renamed here."""
+        tmp, kind = temporary_name(), new.kind
         try:
-            request(creator or self.nl, tmp, -1 if creator is None else self.fd)
+            (creator or self.nl).create_link(tmp, new, parent.index, -1 if creator is None else self.fd)
         except NetlinkError as e:
-            hint = _create_hint(kind, e.errno or 0, parent, mode)
+            hint = _create_hint(kind, e.errno or 0, parent, new.mode)
             msg = f"failed to create {kind}: {e.strerror}"
             raise CNIError(INTERNAL, f"{msg}: {hint}" if hint else msg) from None
         link = self.nl.get_link(tmp)
@@ -154,7 +128,7 @@ class Container:
         """Sysctls, addresses, up, DAD wait (only with an IPv6 gateway) and routes, as upstream's
         ipam.ConfigureIface and the sysctls its macvlan and ipvlan set before it."""
         ifname = link.name
-        has_v6 = any(":" in ip.address for ip in result.ips)
+        has_v6 = any(ip.family == 6 for ip in result.ips)
         with NetNS(self.fd):  # /proc/sys/net is the namespace of whoever opens it
             _sysctl(f"net/ipv4/conf/{ifname}/arp_notify", "1")
             _sysctl(f"net/ipv6/conf/{ifname}/ndisc_notify", "1")
@@ -162,13 +136,12 @@ class Container:
                 _enable_ipv6(ifname)
         gateways: dict[int, int] = {}
         for ipc in result.ips:
-            family, value, prefix = parse_cidr(ipc.address)
             try:
-                self.nl.add_address(link.index, family, value, prefix)
+                self.nl.add_address(link.index, ipc.family, ipc.value, ipc.prefix)
             except NetlinkError as e:
                 raise CNIError(INTERNAL, f'failed to add IP addr {ipc.address} to "{ifname}": {e.strerror}') from None
-            if ipc.gateway and family not in gateways:
-                gateways[family] = parse_ip(ipc.gateway)[1]
+            if ipc.gateway is not None and ipc.family not in gateways:
+                gateways[ipc.family] = ipc.gateway[1]
         self.nl.set_up(link.index)
         if 6 in gateways:
             try:
@@ -177,15 +150,15 @@ class Container:
                 e.msg = f'failed to settle addresses for "{ifname}": {e.msg}'
                 raise
         for route in result.routes:
-            family, dst, dst_len = parse_cidr(route.dst)
-            gw = parse_ip(route.gw)[1] if route.gw else gateways.get(family)
+            family = route.family
+            gw = route.gw[1] if route.gw is not None else gateways.get(family)
             extra = route.extra
             try:
                 self.nl.add_route(
                     link.index,
                     family,
-                    dst,
-                    dst_len,
+                    route.dst,
+                    route.dst_len,
                     gw,
                     priority=int(extra.get("priority") or 0),
                     table=int(extra.get("table") or 0),
@@ -197,7 +170,7 @@ class Container:
                 if e.errno == errno.EEXIST:  # this very route exists (the kernel made it for the address)
                     continue
                 via = format_ip(family, gw) if gw is not None else "<nil>"
-                msg = f"failed to add route '{route.dst} via {via} dev {ifname}': {e.strerror}"
+                msg = f"failed to add route '{route.dst_text} via {via} dev {ifname}': {e.strerror}"
                 raise CNIError(INTERNAL, msg) from None
 
     def _settle_addresses(self, link: Link) -> None:
@@ -261,23 +234,26 @@ class Container:
         for ipc in prev.ips:
             if ipc.interface is not None and ipc.interface != 0:
                 continue
-            if parse_cidr(ipc.address) not in have:
+            if (ipc.family, ipc.value, ipc.prefix) not in have:
                 raise CNIError(INTERNAL, f"Failed to match addr {ipc.address} on interface {link.name}")
 
     def _check_routes(self, link: Link, prev: Result) -> None:
         tables: dict[int, list[RouteEntry]] = {}  # one dump per family, not one per route
         for route in prev.routes:
-            family, dst, dst_len = parse_cidr(route.dst)
-            gw = parse_ip(route.gw)[1] if route.gw else None
+            family = route.family
+            gw = route.gw[1] if route.gw is not None else None
             if family not in tables:
                 tables[family] = self.nl.routes(family)
             found = any(
-                r.dst == dst and r.dst_len == dst_len and r.oif == link.index and (gw is None or r.gateway == gw)
+                r.dst == route.dst
+                and r.dst_len == route.dst_len
+                and r.oif == link.index
+                and (gw is None or r.gateway == gw)
                 for r in tables[family]
             )
             if not found:
-                via = f" via {route.gw}" if route.gw else ""
-                raise CNIError(INTERNAL, f"Failed to match route {route.dst}{via} on interface {link.name}")
+                via = f" via {route.gw_text}" if route.gw is not None else ""
+                raise CNIError(INTERNAL, f"Failed to match route {route.dst_text}{via} on interface {link.name}")
 
 
 def delete_link_at(path: str, ifname: str) -> None:

@@ -135,6 +135,35 @@ class Link:
         return bool(self.flags & IFF_UP)
 
 
+class NewLink:
+    """A link to create: its kind, its IFLA_INFO_DATA, the MTU and MAC when set (0, "": the kernel's),
+    and its mode's name (for messages)."""
+
+    __slots__ = ("data", "kind", "mac", "mode", "mtu")
+
+    def __init__(self, kind: str, data: bytes = b"", mtu: int = 0, mac: str = "", mode: str = "") -> None:
+        self.kind = kind
+        self.data = data
+        self.mtu = mtu
+        self.mac = mac
+        self.mode = mode
+
+
+def macvlan(mode: str, mtu: int = 0, mac: str = "", bcqueuelen: int = 0) -> NewLink:
+    data = _u32(IFLA_MACVLAN_MODE, MACVLAN_MODES[mode])
+    if bcqueuelen:
+        data += _u32(IFLA_MACVLAN_BC_QUEUE_LEN, bcqueuelen)
+    # no txqueuelen: the kernel's default, as upstream since v1.6.0 (before, its netlink library sent 0)
+    return NewLink("macvlan", data, mtu, mac, mode)
+
+
+def ipvlan(mode: str, flag: str, mtu: int = 0) -> NewLink:
+    data = _attr(IFLA_IPVLAN_MODE, _U16.pack(IPVLAN_MODES[mode])) + _attr(
+        IFLA_IPVLAN_FLAGS, _U16.pack(IPVLAN_FLAGS[flag])
+    )
+    return NewLink("ipvlan", data, mtu, mode=mode)
+
+
 class Addr:
     __slots__ = ("family", "flags", "prefix", "value")
 
@@ -221,17 +250,7 @@ class Netlink:
                 return Link(idx, flags, parse_attrs(payload, _IFINFO.size))
         return None
 
-    def create_link(
-        self,
-        name: str,
-        kind: str,
-        parent: int = 0,
-        netns_fd: int = -1,
-        mtu: int = 0,
-        mac: str = "",
-        data: bytes = b"",
-        index: int = 0,
-    ) -> None:
+    def create_link(self, name: str, new: NewLink, parent: int = 0, netns_fd: int = -1, index: int = 0) -> None:
         """RTM_NEWLINK create; with ``netns_fd`` the link is born in that namespace (no move); with
         ``index``, under that ifindex (free, or the kernel refuses)."""
         attrs = _str(IFLA_IFNAME, name)
@@ -239,41 +258,20 @@ class Netlink:
             attrs += _u32(IFLA_LINK, parent)
         if netns_fd >= 0:
             attrs += _u32(IFLA_NET_NS_FD, netns_fd)
-        if mtu:
-            attrs += _u32(IFLA_MTU, mtu)
-        if mac:
-            attrs += _attr(IFLA_ADDRESS, mac_to_bytes(mac))
-        info = _str(IFLA_INFO_KIND, kind) + (_attr(IFLA_INFO_DATA, data) if data else b"")
+        if new.mtu:
+            attrs += _u32(IFLA_MTU, new.mtu)
+        if new.mac:
+            attrs += _attr(IFLA_ADDRESS, mac_to_bytes(new.mac))
+        info = _str(IFLA_INFO_KIND, new.kind) + (_attr(IFLA_INFO_DATA, new.data) if new.data else b"")
         attrs += _attr(IFLA_LINKINFO, info)
         body = _IFINFO.pack(AF_UNSPEC, 0, index, 0, 0) + attrs
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body)
 
-    def create_macvlan(
-        self,
-        name: str,
-        parent: int,
-        mode: str,
-        netns_fd: int = -1,
-        mtu: int = 0,
-        mac: str = "",
-        bcqueuelen: int = 0,
-    ) -> None:
-        data = _u32(IFLA_MACVLAN_MODE, MACVLAN_MODES[mode])
-        if bcqueuelen:
-            data += _u32(IFLA_MACVLAN_BC_QUEUE_LEN, bcqueuelen)
-        # no txqueuelen: the kernel's default, as upstream since v1.6.0 (before, its netlink library sent 0)
-        self.create_link(name, "macvlan", parent, netns_fd, mtu, mac, data)
-
-    def create_ipvlan(self, name: str, parent: int, mode: str, flag: str, netns_fd: int = -1, mtu: int = 0) -> None:
-        data = _attr(IFLA_IPVLAN_MODE, _U16.pack(IPVLAN_MODES[mode]))
-        data += _attr(IFLA_IPVLAN_FLAGS, _U16.pack(IPVLAN_FLAGS[flag]))
-        self.create_link(name, "ipvlan", parent, netns_fd, mtu, data=data)
-
     def create_vlan(self, name: str, parent: int, vlan_id: int, index: int = 0) -> None:
-        self.create_link(name, "vlan", parent, data=_attr(IFLA_VLAN_ID, vlan_id.to_bytes(2, "little")), index=index)
+        self.create_link(name, NewLink("vlan", _attr(IFLA_VLAN_ID, vlan_id.to_bytes(2, "little"))), parent, index=index)
 
     def create_dummy(self, name: str, index: int = 0) -> None:
-        self.create_link(name, "dummy", index=index)
+        self.create_link(name, NewLink("dummy"), index=index)
 
     def rename(self, index: int, name: str) -> None:
         self._request(RTM_NEWLINK, NLM_F_ACK, _IFINFO.pack(AF_UNSPEC, 0, index, 0, 0) + _str(IFLA_IFNAME, name))

@@ -25,8 +25,9 @@ from __future__ import annotations
 import errno
 import os
 
-from ..cni import faults, jsonio, log, statefile
-from ..cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, CNIError
+from cni import faults, jsonio, log, statefile
+from cni.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, CNIError
+
 from .netlink import IFF_LOOPBACK, Link, NetlinkError
 
 TYPE_CHECKING = False
@@ -79,8 +80,14 @@ def dummy_name(network: str) -> str:
     return "dm-" + digest[:12]
 
 
-def plan(master: str, network: str) -> ParentSpec:
-    """The parent ``master`` asks for, by Docker's rules; CNIError (code 7) naming the rule it breaks."""
+def plan(master: str, network: str, in_container: bool = False) -> ParentSpec:
+    """The parent ``master`` asks for, by Docker's rules; CNIError (code 7) naming the rule it breaks.
+    Every rule of ``master`` but its type (attach/config.master) is here. ``in_container``
+    (linkInContainer): an interface of the container's, used as it is (omitted: its default route's,
+    links/container.master, as upstream); nothing is created there."""
+    if in_container:
+        check_length(master)
+        return ParentSpec(master, "link")
     if not master:
         return ParentSpec(dummy_name(network), "dummy")
     check_length(master)

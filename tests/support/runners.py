@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cni_macvlan.cni import skel
+from cni import skel
 from tests.support.layouts import DIST
 
 

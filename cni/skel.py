@@ -24,15 +24,15 @@ if TYPE_CHECKING:
 
 
 class Plugin:
-    def __init__(self, name: str, version: str, verbs: Mapping[str, Verb]) -> None:
+    def __init__(self, name: str, verbs: Mapping[str, Verb]) -> None:
         self.name = name
-        self.version = version
         self.verbs = verbs
 
-    def about(self) -> str:
+    def about(self, version: str) -> str:
+        """``version``: the build's, which the entry point knows (cni_macvlan/__main__.py)."""
         # upstream's shape (buildversion.BuildString): "CNI <name> plugin v<version>", then ours named
         return (
-            f"CNI {self.name} plugin v{self.version} (cni-macvlan)\n"
+            f"CNI {self.name} plugin v{version} (cni-macvlan)\n"
             f"CNI protocol versions supported: {', '.join(versions.SUPPORTED)}\n"
         )
 
@@ -47,10 +47,11 @@ def _same_netns(netns: str) -> bool:
     return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
-def handle(plugin: Plugin, env: Mapping[str, str], stdin: bytes) -> tuple[int, str, str]:
-    """Run one CNI invocation; return (exit code, stdout text, stderr text)."""
+def handle(plugin: Plugin, env: Mapping[str, str], stdin: bytes, version: str = "") -> tuple[int, str, str]:
+    """Run one CNI invocation; return (exit code, stdout text, stderr text). ``version``: the build's,
+    for the about text."""
     if not env.get("CNI_COMMAND"):
-        return 0, "", plugin.about()
+        return 0, "", plugin.about(version)
     log.start(plugin.name, env)
     version = versions.CURRENT
     try:
@@ -103,8 +104,8 @@ def _read_stdin() -> bytes:
         chunks.append(chunk)
 
 
-def main(plugin: Plugin) -> None:
-    """Entry point of a plugin executable."""
+def main(plugin: Plugin, version: str) -> None:
+    """Entry point of a plugin executable, of the build ``version``."""
     command = os.environ.get("CNI_COMMAND", "")
     stdin = b""
     if command and not (command == "VERSION" and os.isatty(0)):
@@ -116,7 +117,7 @@ def main(plugin: Plugin) -> None:
             )
             os.write(1, out.encode())
             sys.exit(1)
-    code, out, err = handle(plugin, os.environ, stdin)
+    code, out, err = handle(plugin, os.environ, stdin, version)
     if err:
         sys.stderr.write(err)
         sys.stderr.flush()

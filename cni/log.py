@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 
+from .keys import fields
 from .statefile import open_regular
 
 TYPE_CHECKING = False
@@ -43,9 +44,9 @@ def configure(env: Mapping[str, str], config: dict[str, Any]) -> str:
     """Set the log file and level for this run from the config and the environment (which wins);
     the problem with the settings, if any."""
     global _fd, _threshold
-    get = env.get
-    path = get("CNI_MACVLAN_LOG_FILE") or config.get("logFile") or ""
-    level = str(get("CNI_MACVLAN_LOG_LEVEL") or config.get("logLevel") or "info").lower()
+    found = fields(config, ("logFile", "logLevel"))  # read as every config key is (keys.py)
+    path = env.get("CNI_MACVLAN_LOG_FILE") or found.get("logFile") or ""
+    level = str(env.get("CNI_MACVLAN_LOG_LEVEL") or found.get("logLevel") or "info").lower()
     problem = ""
     if level not in LEVELS:
         problem = f"unknown log level {level!r} (use debug, info, warning or error)"

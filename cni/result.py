@@ -8,11 +8,16 @@ IPv6 address as ``ip4``/``ip6`` and sorts routes between them by family, and fai
 The 1.x schema prints as libcni 1.2 and later prints it (upstream's plugins since v1.6.0): the result
 goes through a map, so every object's keys are in byte order and an empty ``dns`` is left out; 0.x
 results keep Go's field order and print ``"dns": {}``.
+
+Addresses are typed once (cni/ip.py's integers): the allocator's values go to netlink as they are,
+and text is read (``parse``, a config) or printed (``render``) only here at the JSON's edge. A
+result whose address text can't be read raises AddressError, as reading it anywhere else did.
 """
 
 from __future__ import annotations
 
 from .errors import DECODING_FAILURE, INCOMPATIBLE_VERSION, CNIError
+from .ip import format_cidr, format_ip, parse_cidr, parse_ip
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,34 +60,70 @@ class Interface:
         return out
 
 
-class IPConfig:
-    __slots__ = ("address", "gateway", "interface")
+Address = tuple[int, int]  # (family, value): cni/ip.py's form
 
-    def __init__(self, address: str, gateway: str = "", interface: int | None = None):
-        self.address = address  # "10.1.2.3/24": the address with its subnet's prefix length
+
+class IPConfig:
+    """One address of a result, typed: the address (``family`` 4 or 6, ``value``, and ``prefix``, its
+    subnet's length) and its ``gateway`` (family, value) or None. Text only at the edges: ``text``
+    reads it (JSON, a config), ``address`` and ``gateway_text`` print it."""
+
+    __slots__ = ("family", "gateway", "interface", "prefix", "value")
+
+    def __init__(
+        self, family: int, value: int, prefix: int, gateway: Address | None = None, interface: int | None = None
+    ) -> None:
+        self.family = family
+        self.value = value
+        self.prefix = prefix
         self.gateway = gateway
         self.interface = interface
 
+    @classmethod
+    def text(cls, address: str, gateway: str = "", interface: int | None = None) -> IPConfig:
+        """From "10.1.2.3/24" and "10.1.2.1" (AddressError when they are not addresses)."""
+        return cls(*parse_cidr(address), parse_ip(gateway) if gateway else None, interface)
+
     @property
-    def version(self) -> str:
-        return "6" if ":" in self.address else "4"
+    def address(self) -> str:
+        return format_cidr(self.family, self.value, self.prefix)
+
+    @property
+    def gateway_text(self) -> str:
+        return format_ip(*self.gateway) if self.gateway is not None else ""
 
 
 class Route:
-    __slots__ = ("dst", "extra", "gw")
+    """One route of a result, typed: its destination (``family``, ``dst``, ``dst_len``), its ``gw``
+    (family, value) or None, and the 1.1.0 keys as given (``extra``). Text at the edges, as IPConfig."""
 
-    def __init__(self, dst: str, gw: str = "", extra: dict[str, Any] | None = None):
+    __slots__ = ("dst", "dst_len", "extra", "family", "gw")
+
+    def __init__(
+        self, family: int, dst: int, dst_len: int, gw: Address | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
+        self.family = family
         self.dst = dst
+        self.dst_len = dst_len
         self.gw = gw
         self.extra = extra or {}  # mtu, advmss, priority, table, scope (1.1.0)
 
+    @classmethod
+    def text(cls, dst: str, gw: str = "", extra: dict[str, Any] | None = None) -> Route:
+        """From "0.0.0.0/0" and "10.1.2.1" (AddressError when they are not addresses)."""
+        return cls(*parse_cidr(dst), parse_ip(gw) if gw else None, extra)
+
     @property
-    def version(self) -> str:
-        return "6" if ":" in self.dst else "4"
+    def dst_text(self) -> str:
+        return format_cidr(self.family, self.dst, self.dst_len)
+
+    @property
+    def gw_text(self) -> str:
+        return format_ip(*self.gw) if self.gw is not None else ""
 
     def to_dict(self, keys: tuple[str, ...]) -> dict[str, Any]:
-        out: dict[str, Any] = {"dst": self.dst}
-        values = {"gw": self.gw, **self.extra}
+        out: dict[str, Any] = {"dst": self.dst_text}
+        values = {"gw": self.gw_text, **self.extra}
         for key in keys:
             value = values.get(key)
             if value or (key == "scope" and value == 0 and "scope" in self.extra):
@@ -117,8 +158,8 @@ def render(result: Result, version: str) -> dict[str, Any]:
         raise CNIError(INCOMPATIBLE_VERSION, "incompatible CNI versions", f'unknown version "{version}"')
     out: dict[str, Any] = {"cniVersion": version}
     if schema == "020":
-        ip4 = next((ip for ip in result.ips if ip.version == "4"), None)
-        ip6 = next((ip for ip in result.ips if ip.version == "6"), None)
+        ip4 = next((ip for ip in result.ips if ip.family == 4), None)
+        ip6 = next((ip for ip in result.ips if ip.family == 6), None)
         if ip4 is None and ip6 is None:
             raise CNIError(
                 INCOMPATIBLE_VERSION,
@@ -129,9 +170,9 @@ def render(result: Result, version: str) -> dict[str, Any]:
             if ipc is None:
                 continue
             entry: dict[str, Any] = {"ip": ipc.address}
-            if ipc.gateway:
-                entry["gateway"] = ipc.gateway
-            routes = [r.to_dict(_ROUTE_KEYS_040) for r in result.routes if r.version == ipc.version]
+            if ipc.gateway is not None:
+                entry["gateway"] = ipc.gateway_text
+            routes = [r.to_dict(_ROUTE_KEYS_040) for r in result.routes if r.family == ipc.family]
             if routes:
                 entry["routes"] = routes
             out[key] = entry
@@ -146,12 +187,12 @@ def render(result: Result, version: str) -> dict[str, Any]:
     if result.ips:
         ips = []
         for ipc in result.ips:
-            entry = {"version": ipc.version} if schema == "040" else {}
+            entry = {"version": str(ipc.family)} if schema == "040" else {}
             if ipc.interface is not None:
                 entry["interface"] = ipc.interface
             entry["address"] = ipc.address
-            if ipc.gateway:
-                entry["gateway"] = ipc.gateway
+            if ipc.gateway is not None:
+                entry["gateway"] = ipc.gateway_text
             ips.append(entry)
         out["ips"] = ips
     if result.routes:
@@ -192,7 +233,7 @@ def _route(obj: Any, where: str) -> Route:
     if not isinstance(obj, dict):
         raise _bad(f"{where} must be an object")
     extra = {k: obj[k] for k in _ROUTE_KEYS_100[1:] if k in obj}
-    return Route(_str(obj, "dst", where, required=True), _str(obj, "gw", where), extra)
+    return Route.text(_str(obj, "dst", where, required=True), _str(obj, "gw", where), extra)
 
 
 def parse(data: Any, version: str | None = None) -> Result:
@@ -217,7 +258,7 @@ def parse(data: Any, version: str | None = None) -> Result:
                 continue
             if not isinstance(entry, dict):
                 raise _bad(f"{key} must be an object")
-            result.ips.append(IPConfig(_str(entry, "ip", key, True), _str(entry, "gateway", key)))
+            result.ips.append(IPConfig.text(_str(entry, "ip", key, True), _str(entry, "gateway", key)))
             for i, r in enumerate(entry.get("routes") or []):
                 result.routes.append(_route(r, f"{key}.routes[{i}]"))
         return result
@@ -236,7 +277,7 @@ def parse(data: Any, version: str | None = None) -> Result:
         index = obj.get("interface")
         if index is not None and (type(index) is not int or index < 0):
             raise _bad(f"{where}.interface must be a non-negative integer, got {index!r}")
-        result.ips.append(IPConfig(_str(obj, "address", where, True), _str(obj, "gateway", where), index))
+        result.ips.append(IPConfig.text(_str(obj, "address", where, True), _str(obj, "gateway", where), index))
     for i, obj in enumerate(data.get("routes") or []):
         result.routes.append(_route(obj, f"routes[{i}]"))
     return result
