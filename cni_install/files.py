@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from cni_macvlan.cni import statefile
+from cni import statefile
 
 CHUNK = 1 << 20
 

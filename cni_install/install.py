@@ -26,7 +26,7 @@ from cni_install.manifest import MANIFEST, read_manifest, write_manifest
 from cni_install.node import VERSION_WAIT, Node, drop_unit, in_use, run, runs, systemctl, systemd, wait_gone, zygote_pid
 from cni_install.release import BUNDLE, TREE, UNIT, Release
 from cni_macvlan import __version__
-from cni_macvlan.cni import faults, statefile
+from cni import faults, statefile
 from cni_macvlan.plugins import PLUGINS
 
 TYPE_CHECKING = False

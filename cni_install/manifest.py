@@ -9,7 +9,7 @@ import os
 from cni_install.files import Refused, within
 from cni_install.node import Node
 from cni_install.release import UNIT
-from cni_macvlan.cni import jsonio, statefile
+from cni import jsonio, statefile
 from cni_macvlan.plugins import PLUGINS
 
 TYPE_CHECKING = False

@@ -12,7 +12,7 @@ import time
 
 from cni_install.files import Refused, digest, say, unlink, within
 from cni_install.release import TREE, UNIT
-from cni_macvlan.cni import statefile
+from cni import statefile
 from cni_macvlan.plugins import PLUGINS
 
 

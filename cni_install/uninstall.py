@@ -10,7 +10,7 @@ from cni_install.files import Refused, link_target, rmdir, say, still_ours, unli
 from cni_install.manifest import MANIFEST, read_manifest
 from cni_install.node import Node, drop_unit, in_use, runs, zygote_pid
 from cni_install.release import TREE
-from cni_macvlan.cni import statefile
+from cni import statefile
 
 
 def uninstall(node: Node, socket_path: str) -> None:

@@ -70,7 +70,7 @@ import time
 from _cni_zygote_child import become, ns_id
 from _cni_zygote_trust import Privilege, peer_uid
 
-from cni_macvlan.cni.statefile import check_private
+from cni.statefile import check_private
 
 MAGIC = b"cni-macvlan-zygote/2"
 DEFAULT_SOCKET = "/run/cni-macvlan/zygote.sock"

@@ -18,11 +18,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("cni", "cni_macvlan", "ipam")
-LAYERS = ["core", "ipam", "link plugins", "entry points"]
+PACKAGES = ("cni", "cni_macvlan", "ipam", "cni_install")
+LAYERS = ["core", "ipam", "link plugins", "entry points", "installer"]
 ENTRY_POINTS = {"cni_macvlan", "cni_macvlan.__main__", "cni_macvlan.plugins"}
-# launcher/'s old path of three core modules (re-exports; see cni_macvlan/cni/__init__.py)
-LAUNCHER_SHIMS = "cni_macvlan.cni"
 
 
 def layer(module: str) -> str:
@@ -33,8 +31,8 @@ def layer(module: str) -> str:
         return "ipam"
     if module in ENTRY_POINTS:
         return "entry points"
-    if module == LAUNCHER_SHIMS or module.startswith(LAUNCHER_SHIMS + "."):
-        return "core"
+    if top == "cni_install":
+        return "installer"
     return "link plugins"
 
 
