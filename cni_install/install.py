@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 
+from cni import faults, statefile
 from cni_install.files import (
     Refused,
     digest,
@@ -26,7 +27,6 @@ from cni_install.manifest import MANIFEST, read_manifest, write_manifest
 from cni_install.node import VERSION_WAIT, Node, drop_unit, in_use, run, runs, systemctl, systemd, wait_gone, zygote_pid
 from cni_install.release import BUNDLE, TREE, UNIT, Release
 from cni_macvlan import __version__
-from cni import faults, statefile
 from cni_macvlan.plugins import PLUGINS
 
 TYPE_CHECKING = False

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 
+from cni import jsonio, statefile
 from cni_install.files import Refused, within
 from cni_install.node import Node
 from cni_install.release import UNIT
-from cni import jsonio, statefile
 from cni_macvlan.plugins import PLUGINS
 
 TYPE_CHECKING = False

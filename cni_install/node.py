@@ -10,9 +10,9 @@ import struct
 import subprocess
 import time
 
+from cni import statefile
 from cni_install.files import Refused, digest, say, unlink, within
 from cni_install.release import TREE, UNIT
-from cni import statefile
 from cni_macvlan.plugins import PLUGINS
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 
+from cni import statefile
 from cni_install.files import Refused, link_target, rmdir, say, still_ours, unlink
 from cni_install.manifest import MANIFEST, read_manifest
 from cni_install.node import Node, drop_unit, in_use, runs, zygote_pid
 from cni_install.release import TREE
-from cni import statefile
 
 
 def uninstall(node: Node, socket_path: str) -> None:
