@@ -130,11 +130,16 @@ def write_atomic(path: str, data: bytes, fsync: bool = False, mode: int = 0o600)
         _remove(tmp)
         raise
     if fsync:
-        dfd = os.open(directory or ".", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        sync_dir(directory or ".")
+
+
+def sync_dir(path: str) -> None:
+    """Make the directory's entries (a rename, a new name) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove(path: str) -> None:

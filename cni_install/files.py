@@ -76,15 +76,7 @@ def replace_link(path: str, target: str) -> None:
     except BaseException:
         unlink(tmp)
         raise
-    sync_dir(os.path.dirname(path))
-
-
-def sync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    statefile.sync_dir(os.path.dirname(path))
 
 
 def unlink(path: str) -> bool:

@@ -8,6 +8,7 @@ import shutil
 import stat
 
 from cni import faults, statefile
+from cni.statefile import sync_dir
 from cni_install.files import (
     Refused,
     digest,
@@ -19,7 +20,6 @@ from cni_install.files import (
     rmdir,
     say,
     still_ours,
-    sync_dir,
     unlink,
     write_new,
 )
