@@ -1,8 +1,8 @@
 """JSON decode and encode on the C accelerators of the stdlib, without importing the ``json`` package.
 
-``import json`` pulls in ``re`` and ``enum`` (about 6 ms per exec, measured in
-startup-performance.md); ``_json`` alone costs 0.3 ms. Output mimics Go's ``json.MarshalIndent``
-with four spaces and no trailing newline, which is what the upstream plugins print.
+``import json`` pulls in ``re`` and ``enum`` (about 6 ms per exec, docs/design.md, "What stays off
+the exec path"); ``_json`` alone costs 0.3 ms. Output mimics Go's ``json.MarshalIndent`` with four
+spaces and no trailing newline, which is what the upstream plugins print.
 """
 
 from __future__ import annotations

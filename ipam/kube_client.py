@@ -1,8 +1,9 @@
 """A small client of the Kubernetes API (JSON over HTTPS), on the C socket module and ssl.
 
-Why not the ``kubernetes`` package (docs/performance.md, "The Kubernetes client"): importing it
-costs about 180 ms per exec here (urllib3, yaml, oauthlib, the generated models), and even the
-stdlib's http.client is kept out of the build (email, about 20 ms); this is one module, plus ssl.
+Why not the ``kubernetes`` package (docs/configuration.md, "Cluster-wide leases in the Kubernetes
+API"; bench/kube_client_cost.py measures it): importing it costs about 180 ms per exec here (urllib3,
+yaml, oauthlib, the generated models), and even the stdlib's http.client is kept out of the build
+(email, about 20 ms); this is one module, plus ssl.
 
 Credentials (``credentials``): a kubeconfig (YAML or JSON; its current context or a named one:
 server, certificate-authority(-data), client-certificate(-data) + client-key(-data), token or

@@ -2,8 +2,8 @@
 
 Rule of membership: every byte that goes to or comes from the kernel's routing socket is encoded
 and decoded here, and nothing here decides anything. Built on ``_socket`` and ``struct`` only:
-pyroute2 costs about 100 ms of imports per exec (startup-performance.md), this module nothing
-measurable. pyroute2 stays in the tests (tests/support/kernel.py), where it reads back independently
+pyroute2 costs about 100 ms of imports per exec (docs/design.md, "What stays off the exec path"),
+this module nothing measurable. pyroute2 stays in the tests (tests/support/kernel.py), where it reads back independently
 the kernel state this module leaves.
 
 A Netlink object is bound to the network namespace its process was in when it was opened; open one
