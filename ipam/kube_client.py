@@ -266,9 +266,7 @@ class Client:
             sock.settimeout(timeout)
             sock.connect(address)
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-            return self._context().wrap_socket(
-                sock, server_hostname=_ascii(creds.server_name) if creds.server_name else host
-            )
+            return self._context().wrap_socket(sock, server_hostname=_ascii(creds.server_name or creds.host))
         except BaseException:
             sock.close()
             raise

@@ -229,7 +229,7 @@ class KubernetesStore(Store):
         self.where = f"kubernetes namespace {namespace}"
         self.base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
         self._listed: dict[tuple[int, int], dict[str, Any]] = {}  # the last LIST's objects by address
-        self._looked = False  # a LIST of the network's leases was read (``_listed`` holds what it showed)
+        self._whole = False  # ``_listed`` holds the whole network's leases (leases()), not one node's (gc_leases())
 
     # the client's failures as the store interface's
     def _call(
@@ -278,7 +278,7 @@ class KubernetesStore(Store):
             status, _ = self._call("POST", self.base, obj, ok=(201, 409))
             if status == 201:
                 return True
-            if self._looked and self.client.tries == 1 and (family, value) not in self._listed:
+            if self._whole and self.client.tries == 1 and (family, value) not in self._listed:
                 # free in the LIST, taken since: by another attachment, as this POST was sent once (no earlier
                 # try of it can have been applied); no GET of the holder needed
                 return False
@@ -298,7 +298,7 @@ class KubernetesStore(Store):
     def leases(self) -> list[Lease]:
         found = self._leases_of(self._list(self._network_selector()))
         self._listed = {(lease.family, lease.value): obj for lease, obj in found}
-        self._looked = True
+        self._whole = True
         return [lease for lease, _ in found]
 
     def gc_leases(self) -> list[Lease]:
@@ -307,7 +307,7 @@ class KubernetesStore(Store):
         listed = self._leases_of(self._list(selector))
         found = [(lease, obj) for lease, obj in listed if obj["spec"].get("node") == self.node]
         self._listed = {(lease.family, lease.value): obj for lease, obj in found}
-        self._looked = True
+        self._whole = False
         return [lease for lease, _ in found]
 
     def _attachment(self, container_id: str, ifname: str) -> list[tuple[Lease, dict[str, Any]]]:
