@@ -383,16 +383,8 @@ def install(api: KubeAPI, workdir: Path) -> None:
     ]
     for doc in docs:
         api.apply(doc)
-    end = time.monotonic() + 30
     for plural in ("ippools", "overlappingrangeipreservations"):
-        while True:  # until the CRD is served
-            try:
-                api.admin(2.0).request("GET", f"{WB_API}/{plural}")
-                break
-            except Exception:
-                if time.monotonic() > end:
-                    raise
-                time.sleep(0.1)
+        api.wait_served(f"{WB_API}/{plural}")
     _, answer = api.admin().request(
         "POST",
         f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/whereabouts/token",

@@ -179,19 +179,23 @@ class KubeAPI:
         _, answer = self.admin().request("POST", path, doc, ok=(201,))
         return answer
 
-    def setup(self) -> None:
-        """The CRD and RBAC of deploy/, and the two users of the plugin bound to its roles."""
-        for doc in yaml.safe_load_all(MANIFEST.read_text()):
-            self.apply(doc)
-        end = time.monotonic() + 30
-        while True:  # until the CRD is served
+    def wait_served(self, path: str, timeout: float = 30.0) -> None:
+        """Until a GET of ``path`` is answered (a CRD just applied is served a moment later)."""
+        end = time.monotonic() + timeout
+        while True:
             try:
-                self.admin(2.0).request("GET", f"/apis/cni-macvlan.io/v1/namespaces/{NAMESPACE}/ipleases")
-                break
+                self.admin(2.0).request("GET", path)
+                return
             except Refused:
                 if time.monotonic() > end:
                     raise
                 time.sleep(0.1)
+
+    def setup(self) -> None:
+        """The CRD and RBAC of deploy/, and the two users of the plugin bound to its roles."""
+        for doc in yaml.safe_load_all(MANIFEST.read_text()):
+            self.apply(doc)
+        self.wait_served(f"/apis/cni-macvlan.io/v1/namespaces/{NAMESPACE}/ipleases")
         for kind, role in (("RoleBinding", "leases"), ("ClusterRoleBinding", "pods")):
             self.apply({
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
