@@ -294,5 +294,7 @@ def _scalar(text: str, n: int) -> Any:
         return False
     digits = text[1:] if text[0] in "+-" else text
     if digits.isdigit() and digits.isascii():
+        if len(digits) > 1 and digits[0] == "0":  # YAML 1.1 (PyYAML): 010 is octal; 08 is no number
+            return int(text, 8) if all(c in "01234567" for c in digits) else text
         return int(text)
     return text

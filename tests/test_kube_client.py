@@ -171,3 +171,9 @@ def test_block_scalars_and_folded_lines() -> None:
     assert kubeyaml.loads("") is None and kubeyaml.loads("--- \n# only a comment\n") is None
     with pytest.raises(kubeyaml.YAMLError, match="line 2: a second YAML document"):
         kubeyaml.loads("a: 1\n---\nb: 2\n")
+
+
+@pytest.mark.parametrize("text", ["08", "0009", "010", "-010", "00", "0", "+7", "12"])
+def test_numbers_with_a_leading_zero_read_as_pyyaml_reads_them(text: str) -> None:
+    """YAML 1.1, as PyYAML and kubectl's writers mean it: 010 is octal 8, 08 is the string "08"."""
+    assert kubeyaml.loads(f"k: {text}\n") == yaml.safe_load(f"k: {text}\n")
