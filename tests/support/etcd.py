@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ipam.etcd_client import Client, Unavailable, b64
+from tests.support.pki import CA
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 
@@ -36,25 +37,14 @@ def make_pki(d: Path) -> dict[str, Path]:
     """With openssl: a CA, a server certificate for 127.0.0.1 and localhost, a client certificate, and
     a second CA that signed none of them. Paths by name: ca, server, server-key, client, client-key,
     other-ca."""
-    d.mkdir(parents=True, exist_ok=True)
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    for ca in ("ca", "other-ca"):
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=test {ca}",
-                "-keyout", f"{ca}-key.pem", "-out", f"{ca}.pem")  # fmt: skip
+    ca, other = CA(d, "ca"), CA(d, "other-ca")
+    pki = {"ca": ca.cert, "other-ca": other.cert}
     for name, ext in (  # etcd's JSON gateway dials its own member with the server certificate
-        ("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth"),
-        ("client", "extendedKeyUsage=clientAuth"),
+        ("server", ["subjectAltName=IP:127.0.0.1,DNS:localhost", "extendedKeyUsage=serverAuth,clientAuth"]),
+        ("client", ["extendedKeyUsage=clientAuth"]),
     ):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem",
-                "-out", f"{name}.csr")  # fmt: skip
-        (d / f"{name}.ext").write_text(ext + "\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
-                "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")  # fmt: skip
-    names = ("ca", "server", "server-key", "client", "client-key", "other-ca")
-    return {n: d / f"{n}.pem" for n in names}
+        pki[name], pki[f"{name}-key"] = ca.issue(name, f"/CN={name}", ext)
+    return pki
 
 
 class EtcdCluster:

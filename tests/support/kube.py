@@ -49,6 +49,7 @@ from tests.support.images import busybox_layer, oci_archive
 from tests.support.lab import Lab, sh
 from tests.support.layouts import ROOT, needed, pinned
 from tests.support.mountns import private_view
+from tests.support.pki import CA
 
 NODE = "node1"
 NODE_IP = "10.79.0.1"
@@ -103,34 +104,21 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
 # ---- certificates (openssl) ----
 
 
-class Certs:
+class Certs(CA):
     """A CA and the certificates the cluster's parts present, and the service-account key pair."""
 
     def __init__(self, d: Path) -> None:
-        self.dir = d
-        d.mkdir(parents=True)
-        self.ca = d / "ca.crt"
-        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-                      "-days", "2", "-subj", "/CN=cmt-kube-ca")  # fmt: skip
-        self._openssl("genrsa", "-out", "sa.key", "2048")
-        self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
+        super().__init__(d, "ca")
+        self.ca = self.cert
+        self.key_pair("sa")
 
-    def _openssl(self, *args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=self.dir, check=True, capture_output=True, timeout=60)
-
-    def issue(self, name: str, cn: str, org: str = "", sans: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    def issue_for(self, name: str, cn: str, org: str = "", sans: tuple[str, ...] = ()) -> tuple[Path, Path]:
         """A key and a certificate signed by the CA for ``cn`` (in group ``org``); server certs name ``sans``."""
-        subject = (f"/O={org}" if org else "") + f"/CN={cn}"
         ext = ["basicConstraints=CA:FALSE", "keyUsage=digitalSignature,keyEncipherment"]
         ext.append("extendedKeyUsage=" + ("serverAuth,clientAuth" if sans else "clientAuth"))
         if sans:
             ext.append("subjectAltName=" + ",".join(sans))
-        (self.dir / f"{name}.ext").write_text("\n".join(ext) + "\n")
-        self._openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-subj", subject,
-                      "-out", f"{name}.csr")  # fmt: skip
-        self._openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                      "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt")  # fmt: skip
-        return self.dir / f"{name}.crt", self.dir / f"{name}.key"
+        return self.issue(name, (f"/O={org}" if org else "") + f"/CN={cn}", ext)
 
     def kubeconfig(self, path: Path, user: str, cert: Path, key: Path) -> Path:
         config = {
@@ -413,12 +401,14 @@ class Cluster:
         self.certs = certs = Certs(d / "pki")
         sans = (f"IP:{NODE_IP}", "IP:127.0.0.1", "IP:10.96.0.1", "DNS:kubernetes", "DNS:kubernetes.default",
                 "DNS:kubernetes.default.svc", "DNS:localhost")  # fmt: skip
-        apiserver_cert = certs.issue("apiserver", "kube-apiserver", sans=sans)
-        admin = certs.issue("admin", "admin", org="system:masters")
-        kubelet_client = certs.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", org="system:masters")
-        node = certs.issue("node", f"system:node:{NODE}", org="system:nodes")
-        kubelet_serving = certs.issue("kubelet", NODE, sans=(f"IP:{NODE_IP}", f"DNS:{NODE}"))
-        multus = certs.issue("multus", "multus")
+        apiserver_cert = certs.issue_for("apiserver", "kube-apiserver", sans=sans)
+        admin = certs.issue_for("admin", "admin", org="system:masters")
+        kubelet_client = certs.issue_for(
+            "apiserver-kubelet-client", "kube-apiserver-kubelet-client", org="system:masters"
+        )
+        node = certs.issue_for("node", f"system:node:{NODE}", org="system:nodes")
+        kubelet_serving = certs.issue_for("kubelet", NODE, sans=(f"IP:{NODE_IP}", f"DNS:{NODE}"))
+        multus = certs.issue_for("multus", "multus")
         self.kubelet_kubeconfig = certs.kubeconfig(d / "kubelet.kubeconfig", "node", *node)
         self.multus_kubeconfig = certs.kubeconfig(d / "multus.kubeconfig", "multus", *multus)
 
@@ -768,7 +758,7 @@ class Cluster:
                 doc["subjects"] = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "cni-ipam"}]
             self.api.apply(doc)
         wait_for("the IPLease CRD to be served", lambda: self._served("/apis/cni-macvlan.io/v1"), 30)
-        return self.certs.kubeconfig(path, "cni-ipam", *self.certs.issue("cni-ipam", "cni-ipam"))
+        return self.certs.kubeconfig(path, "cni-ipam", *self.certs.issue_for("cni-ipam", "cni-ipam"))
 
     # ---- pods ----
 

@@ -24,6 +24,7 @@ import yaml
 from ipam.kube_client import Client, Refused, Unavailable, from_kubeconfig
 from tests.support.etcd import free_ports
 from tests.support.layouts import ROOT, needed, pinned
+from tests.support.pki import CA
 
 GO = ROOT / "build" / "go"
 ETCD = GO / f"etcd-{pinned('ETCD')}" / "bin" / "etcd"
@@ -54,28 +55,16 @@ def binaries() -> None:
 def make_pki(d: Path) -> dict[str, Path]:
     """A CA, the API server's certificate (127.0.0.1, localhost), client certificates for ``admin``
     (system:masters) and ``node``, another CA that signed nothing of this, a service-account key pair."""
-    d.mkdir(parents=True, exist_ok=True)
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
-
-    for ca in ("ca", "other-ca"):
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                "-subj", f"/CN=test {ca}", "-keyout", f"{ca}-key.pem", "-out", f"{ca}.pem")  # fmt: skip
+    ca, other = CA(d, "ca", key="ec"), CA(d, "other-ca", key="ec")
+    pki = {"ca": ca.cert, "other-ca": other.cert}
     for name, subject, ext in (
-        ("server", "/CN=kube-apiserver", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"),
-        ("admin", "/O=system:masters/CN=admin", "extendedKeyUsage=clientAuth"),
-        ("node", "/CN=cni-ipam-node", "extendedKeyUsage=clientAuth"),
+        ("server", "/CN=kube-apiserver", ["subjectAltName=IP:127.0.0.1,DNS:localhost", "extendedKeyUsage=serverAuth"]),
+        ("admin", "/O=system:masters/CN=admin", ["extendedKeyUsage=clientAuth"]),
+        ("node", "/CN=cni-ipam-node", ["extendedKeyUsage=clientAuth"]),
     ):
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", subject,
-                "-keyout", f"{name}-key.pem", "-out", f"{name}.csr")  # fmt: skip
-        (d / f"{name}.ext").write_text(ext + "\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
-                "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")  # fmt: skip
-    openssl("genrsa", "-out", "sa-key.pem", "2048")
-    openssl("rsa", "-in", "sa-key.pem", "-pubout", "-out", "sa.pem")
-    names = ("ca", "other-ca", "server", "server-key", "admin", "admin-key", "node", "node-key", "sa", "sa-key")
-    return {n: d / f"{n}.pem" for n in names}
+        pki[name], pki[f"{name}-key"] = ca.issue(name, subject, ext)
+    pki["sa"], pki["sa-key"] = ca.key_pair("sa")
+    return pki
 
 
 def kubeconfig(server: str, user: dict[str, Any], ca: dict[str, Any]) -> str:
